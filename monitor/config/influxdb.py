@@ -1,0 +1,18 @@
+"""``[influxdb]``: the time-series writer. Absent = nothing is written. See docs/timeseries.md."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from monitor.config.base import Section
+
+
+class InfluxConfig(Section):
+    url: str
+    token: SecretStr = SecretStr("")
+    org: str = ""
+    bucket: str = "repmon"
+    batch_size: int = Field(1000, ge=1)
+    flush_interval: float = Field(5.0, gt=0)
+    buffer_dir: str = "var/influx-buffer"
+    buffer_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)

@@ -1,0 +1,63 @@
+"""Shared fixtures: stores on SQLite and on the local PostgreSQL, and the corpus path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.store import Store
+from tests.pg import pg_available, pg_schema_url
+
+ROOT = Path(__file__).resolve().parent.parent
+#: the labelled third-party corpus; absent in a user's clone
+CORPUS = Path(os.environ.get("REPMON_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+_PG = None
+
+
+def _pg_ok() -> bool:
+    global _PG
+    if _PG is None:
+        _PG = pg_available()
+    return _PG
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'repmon.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if not _pg_ok():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 in CI")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    with pg_schema_url() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'repmon.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = Store.open(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"third-party corpus not found at {CORPUS} (set REPMON_CORPUS)")
+    return CORPUS
