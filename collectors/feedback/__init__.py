@@ -1,0 +1,1 @@
+"""Feedback intake: bounces, complaints, DMARC and TLS reports, parsed and attributed."""
