@@ -1,0 +1,1 @@
+"""Tables of cases, their timeline, and the notification outbox (declared by the cases capability)."""
