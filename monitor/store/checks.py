@@ -63,6 +63,21 @@ problem_episodes = sa.Table(
     sa.Index("ix_episode_key", "target", "check", "source"),
 )
 
+#: one row per finished sweep: when, how long, what came out
+sweep_runs = sa.Table(
+    "sweep_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sweep", sa.String(32), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("targets", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Integer, nullable=False),
+    sa.Column("problem", sa.Integer, nullable=False),
+    sa.Column("unknown", sa.Integer, nullable=False),
+    sa.Column("unknown_by_source", sa.JSON(), nullable=False, default=dict),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StateChange:

@@ -1,0 +1,114 @@
+"""``repmon status``: what is wrong now (listings and hygiene problems), since when, how to fix."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import sqlalchemy as sa
+
+from monitor.cli.output import print_json, table
+from monitor.config import load_config
+from monitor.store import Store
+from monitor.store.checks import current_problems, sweep_runs
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "status", parents=[common], help="show current listings and problems, and the last sweeps"
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="append", default=[], help="only this check (repeatable)")
+    p.set_defaults(func=run)
+
+
+def _ago(t: dt.datetime, now: dt.datetime) -> str:
+    s = int((now - t).total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{s // n}{unit} ago"
+    return f"{s}s ago"
+
+
+def last_sweeps(store: Store) -> list[dict[str, object]]:
+    out = []
+    with store.begin() as conn:
+        for name in ("dnsbl", "hygiene"):
+            row = conn.execute(
+                sa.select(sweep_runs)
+                .where(sweep_runs.c.sweep == name)
+                .order_by(sweep_runs.c.started_at.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                out.append(
+                    {
+                        "sweep": name,
+                        "started_at": row.started_at.isoformat(),
+                        "duration": round(row.duration, 3),
+                        "targets": row.targets,
+                        "ok": row.ok,
+                        "problem": row.problem,
+                        "unknown": row.unknown,
+                        "unknown_by_source": row.unknown_by_source,
+                    }
+                )
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store = Store.open(config.store.url)
+    try:
+        problems = current_problems(store, args.check or None)
+        sweeps = last_sweeps(store)
+    finally:
+        store.close()
+    now = dt.datetime.now(dt.UTC)
+    if args.json:
+        print_json(
+            {
+                "problems": [
+                    {
+                        "target": p.target,
+                        "check": p.check,
+                        "source": p.source,
+                        "severity": p.severity,
+                        "detail": p.detail,
+                        "since": p.since.isoformat(),
+                        "last_checked": p.checked_at.isoformat(),
+                        "last_unknown": p.last_unknown_at.isoformat()
+                        if p.last_unknown_at
+                        else None,
+                        "pool": p.pool,
+                        "customer": p.customer,
+                        **{k: p.data.get(k) for k in ("codes", "meaning", "reason", "delist")},
+                    }
+                    for p in problems
+                ],
+                "sweeps": sweeps,
+            }
+        )
+        return 0
+    if not problems:
+        print("No problems recorded.")
+    else:
+        rows = [
+            (
+                p.target,
+                p.check,
+                p.source or "-",
+                p.severity or "-",
+                _ago(p.since, now),
+                p.pool or "-",
+                " | ".join(x for x in (p.detail, p.data.get("delist") or "") if x),
+            )
+            for p in problems
+        ]
+        table(rows, ("TARGET", "CHECK", "SOURCE", "SEVERITY", "SINCE", "POOL", "DETAIL"))
+    for s in sweeps:
+        print(
+            f"last {s['sweep']} sweep: {s['started_at']} ({s['targets']} targets, "
+            f"{s['problem']} problem, {s['unknown']} unknown, {s['duration']}s)"
+        )
+    return 0

@@ -1,0 +1,67 @@
+"""``repmon sweep``: every inventory IP and domain through the blocklist and hygiene checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from collectors.sweep.dnsbl import sweep_dnsbl
+from collectors.sweep.hygiene import sweep_hygiene
+from monitor.cli import UsageError
+from monitor.config import load_config
+from monitor.inventory import Inventory, InventoryError
+from monitor.recorder import StoreRecorder
+from monitor.store import Store
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "sweep",
+        parents=[common],
+        help="check the whole inventory once and record the results",
+    )
+    p.add_argument("--only", choices=("dnsbl", "hygiene"), help="run one sweep only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def open_writer(config):  # type: ignore[no-untyped-def]
+    """The time-series writer of ``[influxdb]``, or None when it is not configured."""
+    if config.influxdb is None:
+        return None
+    from monitor.timeseries import open_writer as _open
+
+    return _open(config.influxdb)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        inventory = Inventory.from_config(config)
+    except InventoryError as exc:
+        raise UsageError(str(exc)) from None
+    if not inventory.config.pools and not inventory.config.domains:
+        print(
+            "repmon: the inventory is empty: add [[inventory.pools]] to the config", file=sys.stderr
+        )
+        return 0
+    store = Store.open(config.store.url)
+    writer = open_writer(config)
+    recorder = StoreRecorder(store, inventory, writer)
+    progress = False if args.no_progress else None
+    try:
+        if args.only in (None, "dnsbl"):
+            print(sweep_dnsbl(config, inventory, recorder, progress).line())
+        if args.only in (None, "hygiene"):
+            print(asyncio.run(sweep_hygiene(config, inventory, recorder, progress)).line())
+    finally:
+        if writer is not None:
+            writer.flush()
+            writer.close()
+        store.close()
+    for c in recorder.changes:
+        print(
+            f"  {c.check} {c.target} {c.source or '-'}: {c.old_status or 'new'} -> {c.new_status}"
+        )
+    return 0

@@ -1,0 +1,67 @@
+"""The recorder behind every sweep: results go to the store and, when configured, InfluxDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from checks.result import CheckResult
+from collectors.sweep.base import SweepSummary
+from monitor.inventory import Inventory
+from monitor.store import Store
+from monitor.store.checks import StateChange, record_results, sweep_runs
+
+log = logging.getLogger("repmon.recorder")
+
+
+class StoreRecorder:
+    """Records results in the store (state, changes, episodes) and as time-series points."""
+
+    def __init__(self, store: Store, inventory: Inventory, writer: Any | None = None) -> None:
+        self.store = store
+        self.inventory = inventory
+        self.writer = writer
+        self.changes: list[StateChange] = []
+
+    def record(self, sweep: str, results: Sequence[CheckResult], at: dt.datetime) -> None:
+        changes = record_results(self.store, results, at, self.inventory.owners)
+        self.changes.extend(changes)
+        for c in changes:
+            log.info(
+                "%s %s %s: %s -> %s", c.check, c.target, c.source or "-", c.old_status, c.new_status
+            )
+        if self.writer is not None:
+            from monitor.timeseries.schema import check_points
+
+            self.writer.write(check_points(results, at, self.inventory.owners))
+
+    def finish(self, summary: SweepSummary) -> None:
+        with self.store.begin() as conn:
+            conn.execute(
+                sweep_runs.insert().values(
+                    sweep=summary.sweep,
+                    started_at=summary.started,
+                    duration=summary.duration,
+                    targets=summary.targets,
+                    ok=summary.ok,
+                    problem=summary.problem,
+                    unknown=summary.unknown,
+                    unknown_by_source=summary.unknown_by_source,
+                )
+            )
+        if self.writer is not None:
+            from monitor.timeseries.schema import sweep_points
+
+            self.writer.write(
+                sweep_points(
+                    summary.sweep,
+                    summary.started,
+                    summary.duration,
+                    summary.targets,
+                    summary.results,
+                    summary.unknown,
+                )
+            )
+        log.info("%s", summary.line())
