@@ -23,7 +23,7 @@ from monitor.config.core import (
     ResolverConfig,
     StoreConfig,
 )
-from monitor.config.daemon import ApiConfig, ScheduleConfig
+from monitor.config.daemon import ApiConfig, RetentionConfig, ScheduleConfig
 from monitor.config.dnsbl import DnsblConfig, ZoneConfig
 from monitor.config.influxdb import InfluxConfig
 from monitor.config.sink import FeedbackConfig, SinkConfig
@@ -41,6 +41,7 @@ __all__ = [
     "NotifyConfig",
     "PoolConfig",
     "ResolverConfig",
+    "RetentionConfig",
     "RulesConfig",
     "ScheduleConfig",
     "Section",
@@ -70,6 +71,7 @@ class Config(Section):
     enforce: EnforceConfig = Field(default_factory=EnforceConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -1,3 +1,3 @@
 """Imports every module that declares tables, so that ``metadata`` is complete."""
 
-from monitor.store import cases, checks, feedback  # noqa: F401
+from monitor.store import cases, checks, feedback, jobs  # noqa: F401
