@@ -153,6 +153,8 @@ def nsd(zones: Mapping[str, str], port: int | None = None) -> Iterator[Nsd]:
         f'  zonelistfile: "{d}/zone.list"',
         f'  logfile: "{d}/nsd.log"',
         "  server-count: 1",
+        # nsd rate-limits answers per source by default; every test client is 127.0.0.1
+        "  rrl-ratelimit: 0",
         "  verbosity: 0",
         "remote-control:",
         "  control-enable: no",
