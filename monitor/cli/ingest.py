@@ -1,0 +1,217 @@
+"""``repmon ingest PATH...``: run the feedback intake on saved messages and report files.
+
+Each message goes through the same pipeline as the sink's (parse, attribute, store once by the
+sha256 of its raw bytes). ``--dry-run`` stores nothing; ``--json`` prints a JSON array with
+one object per message. Exit status: 0 every input parsed, 1 some could not be parsed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import sys
+from collections import Counter
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from collectors.feedback.attribution import SendingIpRules
+from collectors.feedback.model import ParseError, Report
+from collectors.feedback.parse import SavedMessage, parse_saved, read_saved
+from collectors.feedback.pipeline import ATTRIBUTABLE, Event, build_events, ingest_report
+from monitor.config import ConfigError, load_config
+from monitor.inventory import Inventory, InventoryError
+from monitor.store import Store, StoreError
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "ingest",
+        parents=[common],
+        help="parse, attribute and store saved bounces, complaints and reports",
+        description=(
+            "Run the feedback intake on saved messages: .eml files, mbox files, Maildirs, "
+            "raw DMARC aggregate reports (.xml/.gz/.zip), TLS reports (.json/.gz), or "
+            "directories of them."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
+    p.add_argument("--dry-run", action="store_true", help="parse and attribute, store nothing")
+    p.add_argument("--json", action="store_true", help="print a JSON array, one object a message")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.cli import UsageError
+
+    config = load_config(args.config)
+    try:
+        inventory = Inventory.from_config(config)
+    except InventoryError as exc:
+        raise ConfigError(str(exc)) from None
+    rules = SendingIpRules(inventory, config.feedback)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise UsageError("ingest: no such file or directory: " + ", ".join(missing))
+    store = None if args.dry_run else Store.open(config.store.url)
+    results: list[dict[str, Any]] = []
+    tally = Tally()
+    try:
+        for path in args.paths:
+            for saved in read_saved(path, config.sink.max_message_bytes):
+                try:
+                    report, msg = parse_saved(saved)
+                except ParseError as exc:
+                    tally.errors.append((saved.label, str(exc)))
+                    results.append({"file": saved.label, "error": str(exc)})
+                    continue
+                events = build_events(report, rules, msg)
+                item = describe(saved.label, report, events)
+                duplicate = False
+                if store is not None:
+                    outcome = ingest_report(
+                        store,
+                        config,
+                        inventory,
+                        report,
+                        hashlib.sha256(saved.raw).hexdigest(),
+                        received_time(saved, msg),
+                        saved.label,
+                        message=msg,
+                    )
+                    duplicate = outcome.duplicate
+                    item["duplicate"] = duplicate
+                tally.add(report, events, duplicate)
+                results.append(item)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"store: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        json.dump(results, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        tally.print(stored=store is not None)
+    return 1 if tally.errors else 0
+
+
+class Tally:
+    """The summary counts of one ``repmon ingest`` run."""
+
+    def __init__(self) -> None:
+        self.kinds: Counter[str] = Counter()
+        self.events = 0
+        self.unattributed = 0
+        self.records = 0
+        self.duplicates = 0
+        self.errors: list[tuple[str, str]] = []
+
+    def add(self, report: Report, events: list[Event], duplicate: bool) -> None:
+        self.kinds[report.kind] += 1
+        if duplicate:
+            self.duplicates += 1
+            return
+        self.events += len(events)
+        self.unattributed += sum(
+            1 for e in events if e.kind in ATTRIBUTABLE and not e.attribution.sending_ip
+        )
+        self.records += len(report.dmarc.records) if report.dmarc is not None else 0
+
+    def print(self, stored: bool) -> None:
+        total = sum(self.kinds.values()) + len(self.errors)
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items()))
+        print(f"messages: {total}" + (f" ({kinds})" if kinds else ""))
+        if stored:
+            print(f"duplicates (already stored, skipped): {self.duplicates}")
+        else:
+            print("dry run: nothing stored")
+        print(f"events: {self.events} (unattributed: {self.unattributed})")
+        print(f"dmarc records: {self.records}")
+        print(f"errors: {len(self.errors)}")
+        for label, reason in self.errors:
+            print(f"  {label}: {reason}")
+
+
+def received_time(saved: SavedMessage, msg: Message | None) -> dt.datetime:
+    """When a saved message arrived: its Date header, else the file's mtime, else now.
+
+    A date in the future (a broken clock) is replaced by now so it cannot fill a future bucket.
+    """
+    now = dt.datetime.now(dt.UTC)
+    when: dt.datetime | None = None
+    if msg is not None and msg.get("Date"):
+        try:
+            when = parsedate_to_datetime(str(msg["Date"]))
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)  # RFC 5322 "-0000": zone unknown, take UTC
+    if when is None and saved.mtime:
+        when = dt.datetime.fromtimestamp(saved.mtime, dt.UTC)
+    if when is None or when > now:
+        return now
+    return when.astimezone(dt.UTC)
+
+
+def describe(label: str, report: Report, events: list[Event]) -> dict[str, Any]:
+    """The ``--json`` object of one parsed message (addresses in clear: the analyst's file)."""
+    ip = next((e.attribution for e in events if e.attribution.sending_ip), None)
+    out: dict[str, Any] = {
+        "file": label,
+        "kind": report.kind,
+        "sending_ip": ip.sending_ip if ip else "",
+        "attributed_by": ip.by if ip else "",
+    }
+    if report.subject:
+        out["subject"] = report.subject
+    if report.bounce is not None:
+        by_address = {e.recipient: e.attribution for e in events}
+        out["recipients"] = [
+            {
+                "address": r.address,
+                "action": r.action,
+                "status": r.status,
+                "diagnostic": r.diagnostic,
+                "category": r.category,
+                "hard": r.hard,
+                "blocklist": r.blocklist,
+                "sending_ip": by_address[r.address].sending_ip if r.address in by_address else "",
+            }
+            for r in report.bounce.recipients
+        ]
+    if report.complaint is not None:
+        c = report.complaint
+        out["feedback_type"] = c.feedback_type
+        out["source_ip"] = c.source_ip
+        out["reported_domain"] = list(c.reported_domain)
+        out["user_agent"] = c.user_agent
+        if report.kind == "dmarc-failure":
+            out["auth_failure"] = c.auth_failure
+    if report.dmarc is not None:
+        agg = report.dmarc
+        out["org_name"] = agg.org_name
+        out["report_id"] = agg.report_id
+        out["policy_domain"] = agg.policy_domain
+        out["records"] = [
+            {
+                "source_ip": r.source_ip,
+                "count": r.count,
+                "disposition": r.disposition,
+                "dkim": r.dkim,
+                "spf": r.spf,
+            }
+            for r in agg.records
+        ]
+    if report.tls is not None:
+        t = report.tls
+        out["organization_name"] = t.organization_name
+        out["report_id"] = t.report_id
+        out["successful"] = t.successful
+        out["failed"] = t.failed
+    return out
