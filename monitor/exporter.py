@@ -10,6 +10,7 @@ the last ``lookback``), and never sends partial sums of a bucket.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,12 +38,16 @@ class Exporter:
         writer: Any,
         inventory: Inventory,
         lookback: dt.timedelta = dt.timedelta(hours=48),
+        receiving_domains: Sequence[str] = (),
     ) -> None:
         self.store, self.writer, self.inventory = store, writer, inventory
         self._since = utcnow() - lookback
         self._event_id = 0
         self._dmarc_id = 0
-        self._started = True
+        #: receiving domains kept as tags (``[influxdb] receiving_domains``); empty = built-in
+        self._providers: dict[str, Any] = {}
+        if receiving_domains:
+            self._providers["providers"] = frozenset(d.lower() for d in receiving_domains)
 
     def export(self, now: dt.datetime | None = None) -> int:
         """Write points for what changed since the last call; return how many lines."""
@@ -62,7 +67,7 @@ class Exporter:
                 rows = conn.execute(
                     sa.select(feedback_counts).where(feedback_counts.c.bucket_start.in_(buckets))
                 )
-                lines += feedback_points([dict(r._mapping) for r in rows])
+                lines += feedback_points([dict(r._mapping) for r in rows], **self._providers)
                 rows = conn.execute(
                     sa.select(sent_volume).where(sent_volume.c.bucket_start.in_(buckets))
                 )

@@ -32,7 +32,8 @@ def open_writer(config):  # type: ignore[no-untyped-def]
         return None
     from monitor.timeseries import open_writer as _open
 
-    return _open(config.influxdb)
+    # its own buffer sub-directory: a running `repmon run` holds the main one
+    return _open(config.influxdb, name="sweep")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,3 +16,6 @@ class InfluxConfig(Section):
     flush_interval: float = Field(5.0, gt=0)
     buffer_dir: str = "var/influx-buffer"
     buffer_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    #: receiving domains kept as tags; every other domain is written as "other" (empty = the
+    #: built-in list of major mailbox providers)
+    receiving_domains: list[str] = Field(default_factory=list)

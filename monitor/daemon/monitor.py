@@ -69,7 +69,12 @@ class Monitor:
         self.metrics = Metrics()
         self.leadership = Leadership(self.store, self.instance)
         self.recorder = StoreRecorder(self.store, self.inventory, self.writer)
-        self.exporter = Exporter(self.store, self.writer, self.inventory)
+        self.exporter = Exporter(
+            self.store,
+            self.writer,
+            self.inventory,
+            receiving_domains=config.influxdb.receiving_domains if config.influxdb else (),
+        )
         self.sink = Sink(config.sink, self._make_process())
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self.api_server: Any = None
