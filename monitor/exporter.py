@@ -41,13 +41,26 @@ class Exporter:
         receiving_domains: Sequence[str] = (),
     ) -> None:
         self.store, self.writer, self.inventory = store, writer, inventory
-        self._since = utcnow() - lookback
+        #: on the first export, also every bucket since this time (None: only new rows)
+        self._since: dt.datetime | None = utcnow() - lookback
+        self._first = True
         self._event_id = 0
         self._dmarc_id = 0
         #: receiving domains kept as tags (``[influxdb] receiving_domains``); empty = built-in
         self._providers: dict[str, Any] = {}
         if receiving_domains:
             self._providers["providers"] = frozenset(d.lower() for d in receiving_domains)
+
+    @classmethod
+    def for_new_rows(cls, store: Store, writer: Any, inventory: Inventory, **kw: Any) -> Exporter:
+        """An exporter whose exports cover only rows stored after this call (``repmon ingest``)."""
+        ex = cls(store, writer, inventory, **kw)
+        with store.begin() as conn:
+            ex._event_id = conn.execute(sa.select(sa.func.max(feedback_events.c.id))).scalar() or 0
+            ex._dmarc_id = conn.execute(sa.select(sa.func.max(dmarc_records.c.id))).scalar() or 0
+        ex._since = None
+        ex._first = False
+        return ex
 
     def export(self, now: dt.datetime | None = None) -> int:
         """Write points for what changed since the last call; return how many lines."""
@@ -93,13 +106,13 @@ class Exporter:
         q = sa.select(feedback_events.c.id, feedback_events.c.received_at).where(
             feedback_events.c.id > self._event_id
         )
-        if self._event_id == 0:
+        if self._first and self._since is not None:
             q = q.where(feedback_events.c.received_at >= self._since)
         last = self._event_id
         for row in conn.execute(q):
             buckets.add(_bucket(row.received_at))
             last = max(last, row.id)
-        if self._event_id == 0:
+        if self._first and self._since is not None:
             last = max(
                 last, conn.execute(sa.select(sa.func.max(feedback_events.c.id))).scalar() or 0
             )
@@ -110,4 +123,5 @@ class Exporter:
             ):
                 buckets.add(b)
         self._event_id = last
+        self._first = False
         return sorted(buckets)

@@ -59,6 +59,15 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError("ingest: no such file or directory: " + ", ".join(missing))
     store = None if args.dry_run else Store.open(config.store.url)
+    exporter = None
+    if store is not None and config.influxdb is not None:
+        from monitor.exporter import Exporter
+        from monitor.timeseries import open_writer
+
+        writer = open_writer(config.influxdb, name="ingest")
+        exporter = Exporter.for_new_rows(
+            store, writer, inventory, receiving_domains=config.influxdb.receiving_domains
+        )
     results: list[dict[str, Any]] = []
     tally = Tally()
     try:
@@ -88,9 +97,14 @@ def run(args: argparse.Namespace) -> int:
                     item["duplicate"] = duplicate
                 tally.add(report, events, duplicate)
                 results.append(item)
+        if exporter is not None:
+            exporter.export()
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"store: {exc.__class__.__name__}: {exc}") from None
     finally:
+        if exporter is not None:
+            exporter.writer.flush()
+            exporter.writer.close()
         if store is not None:
             store.close()
     if args.json:
