@@ -1,0 +1,183 @@
+"""The case queue as the team works it: list, show, acknowledge, resolve, annotate.
+
+Functions raise :class:`CaseNotFound` for an id that does not exist and
+:class:`CaseStateError` for a move the lifecycle does not allow (acknowledging
+a resolved case); both carry a message fit for the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from monitor.cases.model import Case, CaseEvent, severity_rank
+from monitor.cases.timeline import add_event
+from monitor.config import Config
+from monitor.store import Store, utcnow
+from monitor.store.cases import ACKNOWLEDGED, RESOLVED, STATES, case_events, cases
+
+
+class CaseNotFound(LookupError):
+    """No case has this id."""
+
+
+class CaseStateError(ValueError):
+    """The case is in a state that does not allow this."""
+
+
+def case_from_row(row: Any, events: list[CaseEvent] | None = None) -> Case:
+    return Case(
+        id=row.id,
+        rule=row.rule,
+        type=row.type,
+        subject_kind=row.subject_kind,
+        subject=row.subject,
+        source=row.source,
+        state=row.state,
+        severity=row.severity,
+        last_severity=row.last_severity,
+        summary=row.summary,
+        pool=row.pool,
+        customer=row.customer,
+        numerator=row.numerator,
+        denominator=row.denominator,
+        window_seconds=row.window_seconds,
+        evidence=dict(row.evidence or {}),
+        samples=list(row.samples or []),
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        last_seen_at=row.last_seen_at,
+        acknowledged_at=row.acknowledged_at,
+        resolved_at=row.resolved_at,
+        clear_since=row.clear_since,
+        resolution=row.resolution,
+        events=events or [],
+    )
+
+
+def list_cases(
+    store: Store,
+    state: str | None = None,
+    severity: str | None = None,
+    case_type: str | None = None,
+    limit: int = 500,
+) -> list[Case]:
+    """Cases, worst first then newest; ``state=None`` means every state but resolved.
+
+    ``state="all"`` lists every state. Raises ValueError for a state name that
+    does not exist.
+    """
+    q = sa.select(cases)
+    if state is None:
+        q = q.where(cases.c.state != RESOLVED)
+    elif state != "all":
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}; expected one of {', '.join(STATES)}, all")
+        q = q.where(cases.c.state == state)
+    if severity is not None:
+        q = q.where(cases.c.severity == severity)
+    if case_type is not None:
+        q = q.where(cases.c.type == case_type)
+    with store.begin() as conn:
+        rows = list(conn.execute(q.order_by(cases.c.id.desc()).limit(limit)))
+    out = [case_from_row(r) for r in rows]
+    out.sort(key=lambda c: -severity_rank(c.severity))  # stable: newest first within a severity
+    return out
+
+
+def get_case(store: Store, case_id: int) -> Case:
+    """One case with its whole timeline, oldest event first."""
+    with store.begin() as conn:
+        row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            raise CaseNotFound(f"no case {case_id}")
+        events = [
+            CaseEvent(e.id, e.case_id, e.at, e.kind, e.severity, e.text, e.actor, dict(e.data))
+            for e in conn.execute(
+                sa.select(case_events)
+                .where(case_events.c.case_id == case_id)
+                .order_by(case_events.c.id)
+            )
+        ]
+    return case_from_row(row, events)
+
+
+def _locked(conn: sa.Connection, case_id: int) -> Any:
+    row = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).first()
+    if row is None:
+        raise CaseNotFound(f"no case {case_id}")
+    return row
+
+
+def acknowledge(
+    store: Store, case_id: int, actor: str = "cli", now: dt.datetime | None = None
+) -> Case:
+    """Mark a case as being worked on; acknowledging twice is harmless."""
+    now = now or utcnow()
+    with store.begin() as conn:
+        row = _locked(conn, case_id)
+        if row.state == RESOLVED:
+            raise CaseStateError(f"case {case_id} is resolved")
+        if row.state != ACKNOWLEDGED:
+            conn.execute(
+                cases.update()
+                .where(cases.c.id == case_id)
+                .values(state=ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
+            )
+            add_event(conn, case_id, now, "acknowledged", "acknowledged", actor=actor)
+    return get_case(store, case_id)
+
+
+def resolve(
+    store: Store,
+    case_id: int,
+    note: str,
+    config: Config | None = None,
+    actor: str = "cli",
+    now: dt.datetime | None = None,
+) -> Case:
+    """Resolve by hand with a note; webhooks hear of it when ``config`` is given.
+
+    If the condition still holds, the next evaluation reopens the case (within
+    ``rules.reopen_window``): resolving does not silence a live problem.
+    """
+    if not note.strip():
+        raise CaseStateError("a note saying why is required to resolve a case")
+    now = now or utcnow()
+    with store.begin() as conn:
+        row = _locked(conn, case_id)
+        if row.state == RESOLVED:
+            raise CaseStateError(f"case {case_id} is already resolved")
+        conn.execute(
+            cases.update()
+            .where(cases.c.id == case_id)
+            .values(state=RESOLVED, resolved_at=now, resolution="manual", updated_at=now)
+        )
+        add_event(conn, case_id, now, "resolved", note, actor=actor, config=config)
+    return get_case(store, case_id)
+
+
+def add_note(
+    store: Store, case_id: int, text: str, actor: str = "cli", now: dt.datetime | None = None
+) -> Case:
+    """Append a note to the timeline, in any state."""
+    if not text.strip():
+        raise CaseStateError("an empty note")
+    now = now or utcnow()
+    with store.begin() as conn:
+        _locked(conn, case_id)
+        add_event(conn, case_id, now, "note", text, actor=actor)
+    return get_case(store, case_id)
+
+
+def open_case_counts(store: Store) -> dict[tuple[str, str], int]:
+    """(severity, type) -> number of cases not resolved (for the time series)."""
+    q = (
+        sa.select(cases.c.severity, cases.c.type, sa.func.count())
+        .where(cases.c.state != RESOLVED)
+        .group_by(cases.c.severity, cases.c.type)
+    )
+    with store.begin() as conn:
+        return {(sev, typ): int(n) for sev, typ, n in conn.execute(q)}
