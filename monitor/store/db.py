@@ -75,10 +75,11 @@ class Store:
             engine = sa.create_engine(engine_url(url), **kwargs)
             if engine.dialect.name == "sqlite":
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
-            metadata.create_all(engine)
+            _create_tables(engine)
         except sa.exc.SQLAlchemyError as exc:
             safe = sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
-            raise StoreError(f"store {safe}: {exc.__class__.__name__}: {exc.orig or exc}") from None
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreError(f"store {safe}: {exc.__class__.__name__}: {cause}") from None
         return cls(engine)
 
     @property
@@ -93,6 +94,26 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+#: advisory lock key serialising schema creation between instances starting at once
+_SCHEMA_LOCK = 0x7265706D6F6F
+
+
+def _create_tables(engine: sa.Engine) -> None:
+    """Create missing tables; on PostgreSQL under an advisory lock, since two instances
+    starting together would otherwise race on the catalog."""
+    if engine.dialect.name != "postgresql":
+        metadata.create_all(engine)
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+        try:
+            metadata.create_all(conn)
+            conn.commit()
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
+            conn.commit()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
