@@ -124,3 +124,32 @@ def test_inventory_owners_and_domains() -> None:
     assert inv.domains() == ["example.com", "other.example"]
     assert inv.dkim_selectors("other.example") == ["s1"]
     assert inv.owners["192.0.2.0"] == ("p1", "acme")
+
+
+def _keys(model: type, prefix: str = "") -> list[str]:
+    import typing
+
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        sub = None
+        for t in (field.annotation, *typing.get_args(field.annotation)):
+            for cand in (t, *typing.get_args(t)):
+                if isinstance(cand, type) and issubclass(cand, BaseModel):
+                    sub = cand
+        if sub is not None and typing.get_origin(field.annotation) is not dict:
+            out += _keys(sub, f"{prefix}{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def test_every_key_is_documented() -> None:
+    from monitor.config import Config
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [
+        k for k in _keys(Config) if f"`{k.rsplit('.', 1)[-1]}`" not in doc and f"`{k}`" not in doc
+    ]
+    assert not missing, f"keys missing from docs/configuration.md: {missing}"

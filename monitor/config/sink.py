@@ -14,7 +14,8 @@ from monitor.config.base import Section
 
 class SinkConfig(Section):
     listen: str = "127.0.0.1:2525"
-    accept_domains: list[str] = Field(default_factory=list)
+    #: loopback-only by default, so accepting "localhost" lets a newcomer try it safely
+    accept_domains: list[str] = Field(default_factory=lambda: ["localhost"])
     accept_addresses: list[str] = Field(default_factory=list)
     spool: str = "var/spool"
     max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
