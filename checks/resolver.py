@@ -58,18 +58,27 @@ def system_nameservers() -> list[Nameserver]:
     return [Nameserver(str(ns), 53) for ns in r.nameservers]
 
 
+def _aimed(
+    resolver: dns.resolver.Resolver,
+    nameservers: list[Nameserver],
+    timeout: float,
+    lifetime: float | None,
+) -> None:
+    if nameservers:
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(ns.host, ns.port) for ns in nameservers
+        ]
+    resolver.timeout = timeout
+    resolver.lifetime = lifetime if lifetime is not None else timeout * 2
+    resolver.cache = None
+
+
 def dnspython_resolver(
     nameservers: list[Nameserver], timeout: float, lifetime: float | None = None
 ) -> dns.asyncresolver.Resolver:
-    """An async dnspython resolver aimed at these nameservers, without caching."""
-    if nameservers:
-        r = dns.asyncresolver.Resolver(configure=False)
-        r.nameservers = [dns.nameserver.Do53Nameserver(ns.host, ns.port) for ns in nameservers]
-    else:
-        r = dns.asyncresolver.Resolver(configure=True)
-    r.timeout = timeout
-    r.lifetime = lifetime if lifetime is not None else timeout * 2
-    r.cache = None
+    """An async dnspython resolver aimed at these nameservers (empty: the system's), no cache."""
+    r = dns.asyncresolver.Resolver(configure=not nameservers)
+    _aimed(r, nameservers, timeout, lifetime)
     return r
 
 
@@ -77,12 +86,6 @@ def sync_resolver(
     nameservers: list[Nameserver], timeout: float, lifetime: float | None = None
 ) -> dns.resolver.Resolver:
     """The blocking twin of :func:`dnspython_resolver` (for libraries such as checkdmarc)."""
-    if nameservers:
-        r = dns.resolver.Resolver(configure=False)
-        r.nameservers = [dns.nameserver.Do53Nameserver(ns.host, ns.port) for ns in nameservers]
-    else:
-        r = dns.resolver.Resolver(configure=True)
-    r.timeout = timeout
-    r.lifetime = lifetime if lifetime is not None else timeout * 2
-    r.cache = None
+    r = dns.resolver.Resolver(configure=not nameservers)
+    _aimed(r, nameservers, timeout, lifetime)
     return r

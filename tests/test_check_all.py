@@ -10,6 +10,7 @@ import pytest
 
 from monitor.cli import main
 from tests import hygiene_zones as hz
+from tests.configs import blocklists, pool, table
 from tests.servers import nsd, rbldnsd
 
 BL = """:127.0.0.2:Listed $
@@ -34,40 +35,17 @@ def servers() -> Iterator[tuple[str, str]]:
 
 def write_config(tmp_path: Path, servers: tuple[str, str], store: str = "") -> str:
     path = tmp_path / "repmon.toml"
+    zones = [{"zone": "bl.example", "type": "ip"}, {"zone": "dbl.example", "type": "domain"}]
     path.write_text(
-        f"""
-[resolver]
-nameservers = {json.dumps(list(servers))}
-timeout = 0.5
-retries = 1
-
-[dnsbl]
-defaults = false
-
-[[dnsbl.zones]]
-zone = "bl.example"
-type = "ip"
-
-[[dnsbl.zones]]
-zone = "dbl.example"
-type = "domain"
-
-[[inventory.pools]]
-name = "p1"
-cidrs = ["{hz.IP_GOOD}/32", "{hz.IP_NOMATCH}/32"]
-customer = "acme"
-domains = ["good.test"]
-
-[[inventory.domains]]
-name = "good.test"
-dkim_selectors = ["s2048", "revoked"]
-
-[[inventory.domains]]
-name = "open.test"
-
-[store]
-url = "{store or f"sqlite:///{tmp_path / 'r.db'}"}"
-"""
+        blocklists(list(servers), zones)
+        + pool("p1", [f"{hz.IP_GOOD}/32", f"{hz.IP_NOMATCH}/32"], "acme", ["good.test"])
+        + table(
+            "inventory.domains",
+            {"name": "good.test", "dkim_selectors": ["s2048", "revoked"]},
+            array=True,
+        )
+        + table("inventory.domains", {"name": "open.test"}, array=True)
+        + table("store", {"url": store or f"sqlite:///{tmp_path / 'r.db'}"})
     )
     return str(path)
 

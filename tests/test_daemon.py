@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 
 from monitor.store import Store
 from monitor.store.feedback import feedback_events, feedback_messages
+from tests.configs import blocklists, code, pool
 from tests.daemon_support import (
     Daemon,
     arf_complaint,
@@ -64,28 +64,16 @@ def write_config(
         if vm_url
         else ""
     )
+    bl = {
+        "zone": "bl.example",
+        "type": "ip",
+        "codes": {"127.0.0.2": code("spam source", "critical")},
+        "delist": "https://bl.example/lookup?{target}",
+    }
     path.write_text(
-        f"""
-[resolver]
-nameservers = {json.dumps(nameservers)}
-timeout = 0.5
-retries = 1
-
-[dnsbl]
-defaults = false
-
-[[dnsbl.zones]]
-zone = "bl.example"
-type = "ip"
-codes = {{ "127.0.0.2" = {{ meaning = "spam source", severity = "critical" }} }}
-delist = "https://bl.example/lookup?{{target}}"
-
-[[inventory.pools]]
-name = "shared-1"
-cidrs = ["192.0.2.1/32", "192.0.2.2/32"]
-customer = "acme"
-domains = ["customer.example"]
-
+        blocklists(nameservers, [bl])
+        + pool("shared-1", ["192.0.2.1/32", "192.0.2.2/32"], "acme", ["customer.example"])
+        + f"""
 [store]
 url = "{store_url}"
 

@@ -13,6 +13,7 @@ from checks.dnsbl.transport import Answer, BulkResolver
 from checks.dnsbl.zones import Code
 from checks.resolver import parse_nameserver
 from monitor.cli import main
+from tests.configs import blocklists, code
 from tests.servers import Rbldnsd, rbldnsd, silent_udp_server
 
 IP4 = """:127.0.0.2:Listed for spam, see http://bl.example/?ip=$
@@ -171,8 +172,8 @@ def test_interpret_bitmask_and_allow_list() -> None:
     assert interpret(karma, Answer(0, ("127.0.0.1",))).status == "ok"
     assert interpret(karma, Answer(0, ("127.0.0.2",))).status == "problem"
     zen = next(z for z in CATALOGUE if z.zone == "zen.spamhaus.org")
-    for code in ("127.255.255.252", "127.255.255.254", "127.255.255.255"):
-        assert interpret(zen, Answer(0, (code,))).status == "unknown"
+    for answer in ("127.255.255.252", "127.255.255.254", "127.255.255.255"):
+        assert interpret(zen, Answer(0, (answer,))).status == "unknown"
     assert interpret(zen, Answer(3)).status == "ok"
     assert interpret(zen, Answer(None, error="SERVFAIL")).status == "unknown"
 
@@ -201,31 +202,18 @@ def test_catalogue_is_complete_and_has_no_sorbs() -> None:
 # --- the CLI against the same server ------------------------------------------------
 
 
-def write_config(tmp_path: Path, server: Rbldnsd, extra: str = "") -> str:
+def write_config(tmp_path: Path, server: Rbldnsd) -> str:
     path = tmp_path / "repmon.toml"
+    bl = {
+        "zone": "bl.example",
+        "type": "ip",
+        "ipv6": True,
+        "codes": {"127.0.0.2": code("spam source", "high")},
+        "refused": ["127.255.255.254"],
+        "delist": "http://bl.example/lookup?{target}",
+    }
     path.write_text(
-        f"""
-[resolver]
-nameservers = ["{server.nameserver}"]
-timeout = 0.5
-retries = 1
-
-[dnsbl]
-defaults = false
-
-[[dnsbl.zones]]
-zone = "bl.example"
-type = "ip"
-ipv6 = true
-codes = {{ "127.0.0.2" = {{ meaning = "spam source", severity = "high" }} }}
-refused = ["127.255.255.254"]
-delist = "http://bl.example/lookup?{{target}}"
-
-[[dnsbl.zones]]
-zone = "dbl.example"
-type = "domain"
-{extra}
-"""
+        blocklists([server.nameserver], [bl, {"zone": "dbl.example", "type": "domain"}])
     )
     return str(path)
 

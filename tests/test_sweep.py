@@ -10,6 +10,7 @@ import pytest
 from monitor.cli import main
 from monitor.store import Store
 from monitor.store.checks import current_problems, problem_episodes, state_changes
+from tests.configs import blocklists, code, pool, table
 from tests.servers import rbldnsd, silent_udp_server
 
 LISTED = """:127.0.0.2:Listed $
@@ -30,34 +31,21 @@ bad.example
 def config(tmp_path: Path, nameserver: str, store_url: str) -> str:
     path = tmp_path / "repmon.toml"
     path.write_text(
-        f"""
-[resolver]
-nameservers = ["{nameserver}"]
-timeout = 0.3
-retries = 1
-
-[dnsbl]
-defaults = false
-
-[[dnsbl.zones]]
-zone = "bl.example"
-type = "ip"
-codes = {{ "127.0.0.2" = {{ meaning = "spam source", severity = "critical" }} }}
-delist = "https://bl.example/lookup?{{target}}"
-
-[[dnsbl.zones]]
-zone = "dbl.example"
-type = "domain"
-
-[[inventory.pools]]
-name = "shared-1"
-cidrs = ["192.0.2.0/30"]
-customer = "acme"
-domains = ["bad.example", "good.example"]
-
-[store]
-url = "{store_url}"
-"""
+        blocklists(
+            [nameserver],
+            [
+                {
+                    "zone": "bl.example",
+                    "type": "ip",
+                    "codes": {"127.0.0.2": code("spam source", "critical")},
+                    "delist": "https://bl.example/lookup?{target}",
+                },
+                {"zone": "dbl.example", "type": "domain"},
+            ],
+            timeout=0.3,
+        )
+        + pool("shared-1", ["192.0.2.0/30"], "acme", ["bad.example", "good.example"])
+        + table("store", {"url": store_url})
     )
     return str(path)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from tests.configs import blocklists, pool, table
 from tests.daemon_support import arf_complaint, wait_for
 from tests.servers import rbldnsd
 from tests.tsdb_servers import VictoriaMetrics, victoria_metrics
@@ -27,34 +28,18 @@ def vm() -> Iterator[VictoriaMetrics]:
 
 def config(tmp_path: Path, vm: VictoriaMetrics, nameserver: str = "127.0.0.1:9") -> str:
     p = tmp_path / "repmon.toml"
+    influx = {
+        "url": vm.url,
+        "token": "x",
+        "org": "repmon",
+        "bucket": "repmon",
+        "buffer_dir": str(tmp_path / "buffer"),
+    }
     p.write_text(
-        f"""
-[resolver]
-nameservers = ["{nameserver}"]
-timeout = 0.3
-
-[dnsbl]
-defaults = false
-
-[[dnsbl.zones]]
-zone = "bl.example"
-type = "ip"
-
-[[inventory.pools]]
-name = "shared-1"
-cidrs = ["192.0.2.0/30"]
-customer = "acme"
-
-[store]
-url = "sqlite:///{tmp_path / "r.db"}"
-
-[influxdb]
-url = "{vm.url}"
-token = "x"
-org = "repmon"
-bucket = "repmon"
-buffer_dir = "{tmp_path / "buffer"}"
-"""
+        blocklists([nameserver], [{"zone": "bl.example", "type": "ip"}], timeout=0.3)
+        + pool("shared-1", ["192.0.2.0/30"], "acme")
+        + table("store", {"url": f"sqlite:///{tmp_path / 'r.db'}"})
+        + table("influxdb", influx)
     )
     return str(p)
 
