@@ -613,3 +613,30 @@ Content-Type: message/rfc822
 --d--
 """)
     assert extract_aggregate(bounce) is None
+
+
+def test_failure_report_keeps_rfc6591_fields() -> None:
+    from email import message_from_bytes
+
+    from collectors.feedback.dmarc_failure import parse_dmarc_failure
+
+    raw = (
+        b"From: dmarc@receiver.example\r\nTo: ruf@sender.example\r\nSubject: DMARC failure\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nA message failed DMARC.\r\n"
+        b"--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+        b"Feedback-Type: auth-failure\r\nVersion: 1\r\nAuth-Failure: dkim\r\n"
+        b"Source-IP: 192.0.2.5\r\nReported-Domain: sender.example\r\n"
+        b"Delivery-Result: reject\r\nIdentity-Alignment: dkim\r\n"
+        b"DKIM-Domain: sender.example\r\nDKIM-Selector: s1\r\n"
+        b"--b--\r\n"
+    )
+    c = parse_dmarc_failure(message_from_bytes(raw))
+    assert c is not None and c.feedback_type == "auth-failure" and c.source_ip == "192.0.2.5"
+    assert c.report_fields == {
+        "delivery-result": "reject",
+        "identity-alignment": "dkim",
+        "dkim-domain": "sender.example",
+        "dkim-selector": "s1",
+    }

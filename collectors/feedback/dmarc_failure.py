@@ -4,8 +4,8 @@ A failure report is an ARF report with ``Feedback-Type: auth-failure``; it is
 read by :func:`collectors.feedback.arf.parse_arf`, which keeps ``Auth-Failure``,
 ``Reported-Domain``, ``Source-IP``, ``Original-Mail-From`` / ``-Rcpt-To`` and
 the arrival date. The other RFC 6591 fields (``Identity-Alignment``,
-``Delivery-Result``, ``DKIM-Domain`` / ``-Selector``, ``SPF-DNS`` ...) have no
-place in :class:`Complaint` yet and stay readable in the raw message only.
+``Delivery-Result``, ``DKIM-Domain`` / ``-Selector``, ``SPF-DNS``,
+``Authentication-Results``) go to :attr:`Complaint.report_fields`.
 
 Some MTAs (Exim's DMARC module among them) send a plain-text notice instead:
 "A message claiming to be from you has failed the published DMARC policy",
@@ -30,7 +30,19 @@ from collectors.feedback.arf import (
 )
 from collectors.feedback.model import Complaint
 
-__all__ = ["parse_dmarc_failure"]
+__all__ = ["FAILURE_FIELDS", "parse_dmarc_failure"]
+
+#: RFC 6591 section 3.1 fields kept on the complaint (the rest are ARF's own)
+FAILURE_FIELDS = (
+    "delivery-result",
+    "identity-alignment",
+    "dkim-domain",
+    "dkim-identity",
+    "dkim-selector",
+    "dkim-canonicalized-header",
+    "spf-dns",
+    "authentication-results",
+)
 
 _SUBJECT = re.compile(r"\bDMARC\b.*\b(failure|forensic)\b", re.I)
 #: how failure notices say it; a bounce quoting "DMARC=fail" in a diagnostic is not one
@@ -57,13 +69,19 @@ def parse_dmarc_failure(msg: Message) -> Complaint | None:
     report of another feedback type, which :func:`parse_arf` handles as a
     complaint). ``feedback_type`` is always ``auth-failure``.
     """
-    if feedback_fields(msg) is not None:
+    fields = feedback_fields(msg)
+    if fields is not None:
         complaint = parse_arf(msg)
         if complaint is None:
             return None
         if complaint.feedback_type != "auth-failure" and not complaint.auth_failure:
             return None
         complaint.feedback_type = "auth-failure"
+        complaint.report_fields = {
+            name: " ".join(str(fields.get(name, "")).split())
+            for name in FAILURE_FIELDS
+            if fields.get(name)
+        }
         return complaint
     return _plain_text_report(msg)
 

@@ -65,6 +65,10 @@ class Complaint:
     user_agent: str = ""
     auth_failure: str = ""  # dkim, spf, dmarc ... (auth-failure reports)
     original: Message | None = None
+    #: the other report fields a failure report carries (RFC 6591: delivery-result,
+    #: identity-alignment, dkim-domain, dkim-selector, spf-dns, authentication-results),
+    #: lower-case names
+    report_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
