@@ -59,7 +59,7 @@ def system_nameservers() -> list[Nameserver]:
 
 
 def _aimed(
-    resolver: dns.resolver.Resolver,
+    resolver: dns.resolver.BaseResolver,
     nameservers: list[Nameserver],
     timeout: float,
     lifetime: float | None,

@@ -15,8 +15,9 @@ listing, and returns one :class:`~checks.result.CheckResult` per pair:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from checks.dnsbl.transport import TXT, A, Answer, BulkResolver
 from checks.dnsbl.zones import Zone
@@ -187,7 +188,16 @@ def check_targets(
         why = selftest_failure(z, answers[base + 2 * i], answers[base + 2 * i + 1])
         if why:
             broken[z.zone] = why
-    verdicts = [interpret(z, a) for (_, z), a in zip(pairs, answers, strict=False)]
+    # the engine returns one shared Answer object per distinct answer (every NXDOMAIN, each
+    # listing code): interpret each (zone, answer) once
+    seen: dict[tuple[int, int], Verdict] = {}
+    verdicts = []
+    for (_, z), a in zip(pairs, answers, strict=False):
+        k = (id(z), id(a))
+        v = seen.get(k)
+        if v is None:
+            v = seen[k] = interpret(z, a)
+        verdicts.append(v)
     listed = [
         i for i, v in enumerate(verdicts) if v.status == PROBLEM and pairs[i][1].zone not in broken
     ]
@@ -196,10 +206,25 @@ def check_targets(
         txt = resolver.resolve([(questions[i][0], TXT) for i in listed])
         for i, ans in zip(listed, txt, strict=True):
             reasons[i] = " ".join(ans.texts) if ans.error is None else ""
-    return [
-        _result(t, z, v, reasons.get(i, ""), broken.get(z.zone))
-        for i, ((t, z), v) in enumerate(zip(pairs, verdicts, strict=True))
-    ]
+    # a plain "not listed" (most results) shares its zone's label and read-only fields
+    clean = {id(z): (z.label, _clean_fields(z)) for z in zones if z.zone not in broken}
+    out: list[CheckResult] = []
+    for i, ((t, z), v) in enumerate(zip(pairs, verdicts, strict=True)):
+        shared = clean.get(id(z)) if v.status == OK and not v.codes else None
+        if shared is not None:
+            out.append(
+                CheckResult(t.text, "dnsbl", shared[0], OK, "not listed", None, None, shared[1])
+            )
+        else:
+            out.append(_result(t, z, v, reasons.get(i, ""), broken.get(z.zone)))
+    return out
+
+
+def _clean_fields(zone: Zone) -> Mapping[str, object]:
+    """The fields of a plain "not listed" result: the same read-only mapping for all."""
+    return MappingProxyType(
+        {"zone": zone.label, "codes": [], "meaning": "", "reason": "", "delist": ""}
+    )
 
 
 def _result(target: Target, zone: Zone, v: Verdict, reason: str, broken: str | None) -> CheckResult:
