@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
-from checks.dnsbl import Target, TargetError, check_targets
+from checks.dnsbl import Target, TargetError, Zone, check_targets
 from checks.dnsbl.transport import BulkResolver
 from checks.resolver import Nameserver
 from checks.result import CheckResult
@@ -90,7 +90,7 @@ async def run_checks(config: Config, request: CheckRequest) -> list[CheckResult]
 
 
 async def resolver_run(
-    resolver: BulkResolver, targets: Sequence[Target], zones: Sequence, key: str | None
+    resolver: BulkResolver, targets: Sequence[Target], zones: Sequence[Zone], key: str | None
 ) -> list[CheckResult]:
     return await asyncio.to_thread(check_targets, targets, zones, resolver, key)
 
@@ -117,7 +117,7 @@ async def _hygiene(
             jobs.append(check_ip(t.text, domains, nameservers, timeout))
     sem = asyncio.Semaphore(32)
 
-    async def bounded(job):  # type: ignore[no-untyped-def]
+    async def bounded(job: Awaitable[list[CheckResult]]) -> list[CheckResult]:
         async with sem:
             return await job
 

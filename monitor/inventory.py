@@ -60,10 +60,10 @@ class Inventory:
         """Every sending domain (pool domains and ``[[inventory.domains]]``), each once."""
         out: dict[str, None] = {}
         for p in self.config.pools:
-            for d in p.domains:
-                out[d.lower().rstrip(".")] = None
-        for d in self.config.domains:
-            out[d.name.lower().rstrip(".")] = None
+            for name in p.domains:
+                out[name.lower().rstrip(".")] = None
+        for dc in self.config.domains:
+            out[dc.name.lower().rstrip(".")] = None
         return list(out)
 
     def owner_of_ip(self, ip: str) -> Owner | None:

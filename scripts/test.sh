@@ -34,5 +34,7 @@ PY=${PYTHON:-python3}
 
 echo "== ruff"
 .venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy monitor checks collectors
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Awaitable
 
+from checks.result import CheckResult
 from collectors.sweep.base import Progress, Recorder, SweepSummary
 from monitor.config import Config
 from monitor.inventory import Inventory
@@ -34,7 +36,7 @@ async def sweep_hygiene(
     bar = Progress("hygiene sweep", summary.targets, progress)
     sem = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(job):  # type: ignore[no-untyped-def]
+    async def one(job: Awaitable[list[CheckResult]]) -> None:
         async with sem:
             results = await job
         recorder.record("hygiene", results, dt.datetime.now(dt.UTC))

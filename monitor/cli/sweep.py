@@ -9,10 +9,11 @@ import sys
 from collectors.sweep.dnsbl import sweep_dnsbl
 from collectors.sweep.hygiene import sweep_hygiene
 from monitor.cli import UsageError
-from monitor.config import load_config
+from monitor.config import Config, load_config
 from monitor.inventory import Inventory, InventoryError
 from monitor.recorder import StoreRecorder
 from monitor.store import Store
+from monitor.timeseries import PointWriter
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run)
 
 
-def open_writer(config):  # type: ignore[no-untyped-def]
+def open_writer(config: Config) -> PointWriter | None:
     """The time-series writer of ``[influxdb]``, or None when it is not configured."""
     if config.influxdb is None:
         return None

@@ -158,7 +158,8 @@ class Monitor:
             lifespan="off",
         )
         self.api_server = uvicorn.Server(uv_config)
-        self.api_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # the monitor handles SIGTERM/SIGINT itself
+        self.api_server.install_signal_handlers = lambda: None
         self._api_task = asyncio.create_task(self.api_server.serve())
         for _ in range(100):
             if self.api_server.started or self._api_task.done():
