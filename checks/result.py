@@ -22,9 +22,13 @@ UNKNOWN: Status = "unknown"
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckResult:
-    """One (target, check, source) answer.
+    """One (target, check, source) answer. Treat it as read-only once made.
+
+    Not a frozen dataclass on purpose: a blocklist sweep makes one per (target, zone),
+    hundreds of thousands a run, and a frozen dataclass's ``__init__`` costs three times as
+    much.
 
     ``source`` names what was asked: the zone for ``dnsbl``, the selector for
     ``dkim``, the domain for ``spf-authorizes``; empty when the check has one

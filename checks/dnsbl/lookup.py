@@ -176,7 +176,8 @@ def check_targets(
     """Every target against every zone it fits, in (target, zone) order."""
     pairs = [(t, z) for t in targets for z in zones if t.fits(z)]
     tests = [z for z in zones if selftest and z.selftest]
-    questions = [(query_name(t, z, key), A) for t, z in pairs]
+    suffix = {id(z): f".{z.query_zone(key)}." for z in zones}
+    questions = [(t.reversed + suffix[id(z)], A) for t, z in pairs]
     for z in tests:
         pos, neg = z.test_points()
         questions.append((query_name(Target.parse(pos), z, key), A))
