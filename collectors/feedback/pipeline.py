@@ -1,9 +1,10 @@
 """The intake: a spooled or saved message → parsed → attributed → stored, exactly once.
 
-One transaction per message writes ``feedback_messages`` (the message hash is the key: a hash
-already there makes the whole call a no-op), ``feedback_events``, ``dmarc_records`` and the
-hourly ``feedback_counts``. A message that cannot be parsed raises ParseError and writes
-nothing (the sink quarantines it). See docs/feedback.md.
+One transaction writes ``feedback_messages`` (the message hash is the key: a hash already
+there makes that message a no-op), ``feedback_events``, ``dmarc_records`` and the hourly
+``feedback_counts``, for one message (:func:`ingest_spooled`, :func:`ingest_report`) or for
+a batch of spooled messages (:func:`ingest_batch`, what the sink uses). A message that cannot
+be parsed writes nothing (the sink quarantines it). See docs/feedback.md.
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def build_events(
                     "user_agent": c.user_agent,
                     "auth_failure": c.auth_failure,
                     "arrival_date": _iso(c.arrival_date),
+                    **({"report_fields": c.report_fields} if c.report_fields else {}),
                 },
             )
         ]
@@ -198,6 +200,33 @@ def build_events(
     return []
 
 
+@dataclass(slots=True)
+class SpooledItem:
+    """One message handed to :func:`ingest_batch`: its bytes and what the spool knows of it.
+
+    ``envelope_to``: the SMTP RCPT TO addresses, searched for a VERP token first.
+    """
+
+    raw: bytes
+    message_hash: str
+    received_at: dt.datetime
+    spool_path: str = ""
+    envelope_to: Sequence[str] = ()
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed and attributed message, ready to be written in a transaction."""
+
+    message_hash: str
+    received_at: dt.datetime
+    spool_path: str
+    report: Report
+    events: list[Event]
+    outcome: IngestOutcome
+    dmarc_rows: list[dict[str, Any]]
+
+
 def ingest_spooled(
     store: Store,
     config: Config | FeedbackConfig,
@@ -215,22 +244,71 @@ def ingest_spooled(
     stored). Raises ParseError, writing nothing, when the message is broken.
     ``envelope_to``: the SMTP RCPT TO addresses, searched for a VERP token first.
     """
-    seen = _stored_kind(store, message_hash)
-    if seen is not None:
-        return IngestOutcome(kind=seen, duplicate=True)
-    message = read_message(raw)
-    report = parse_email(message)
-    return ingest_report(
-        store,
-        config,
-        inventory,
-        report,
-        message_hash,
-        received_at,
-        spool_path,
-        message=message,
-        envelope_to=envelope_to,
-    )
+    item = SpooledItem(raw, message_hash, received_at, spool_path, envelope_to)
+    result = ingest_batch(store, config, inventory, [item])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def ingest_batch(
+    store: Store,
+    config: Config | FeedbackConfig,
+    inventory: Inventory,
+    items: Sequence[SpooledItem],
+) -> list[IngestOutcome | Exception]:
+    """Parse, attribute and store many spooled messages in **one** transaction.
+
+    Returns one entry per item, in order:
+
+    - an :class:`IngestOutcome`: the message is stored, or was already (``duplicate=True``:
+      its hash was in the store before, or earlier in this batch; nothing written for it);
+    - an exception (``ParseError``, or a parser bug): that message could not be read;
+      nothing is written for it and the rest of the batch is stored all the same.
+
+    Each message is parsed before the transaction opens, so a bad one never fails the
+    batch. A store error (unreachable, lost connection) propagates and nothing of the
+    batch is committed. Every message's hash row commits together with its events: a
+    retry of the same batch after a crash stores nothing twice.
+    """
+    fb = feedback_section(config)
+    rules = SendingIpRules(inventory, fb)
+    results: list[IngestOutcome | Exception | None] = [None] * len(items)
+    known = _stored_kinds(store, [item.message_hash for item in items])
+    todo: list[tuple[int, _Prepared]] = []
+    seen: dict[str, str] = {}  # hash -> kind, for the same bytes twice in one batch
+    for i, item in enumerate(items):
+        if item.message_hash in known:
+            results[i] = IngestOutcome(kind=known[item.message_hash], duplicate=True)
+            continue
+        if item.message_hash in seen:
+            results[i] = IngestOutcome(kind=seen[item.message_hash], duplicate=True)
+            continue
+        seen[item.message_hash] = ""
+        try:
+            message = read_message(item.raw)
+            report = parse_email(message)
+            prepared = _prepare(
+                report,
+                rules,
+                item.message_hash,
+                item.received_at,
+                item.spool_path,
+                message,
+                item.envelope_to,
+            )
+        except Exception as exc:  # ParseError, or a bug on hostile input: this message only
+            results[i] = exc
+            del seen[item.message_hash]  # a second copy fails the same way, not "duplicate"
+            continue
+        seen[item.message_hash] = report.kind
+        todo.append((i, prepared))
+    claimed = _write(store, fb, [p for _, p in todo])
+    for i, p in todo:
+        results[i] = (
+            p.outcome if p.message_hash in claimed else IngestOutcome(p.report.kind, duplicate=True)
+        )
+    return [r if r is not None else IngestOutcome("", duplicate=True) for r in results]
 
 
 def ingest_report(
@@ -246,24 +324,64 @@ def ingest_report(
     envelope_to: Sequence[str] = (),
 ) -> IngestOutcome:
     """Store an already parsed report in one transaction (see :func:`ingest_spooled`)."""
-    if received_at.tzinfo is None:
-        raise ValueError("received_at must be timezone-aware")
     fb = feedback_section(config)
     rules = SendingIpRules(inventory, fb)
+    prepared = _prepare(report, rules, message_hash, received_at, spool_path, message, envelope_to)
+    if not _write(store, fb, [prepared]):
+        return IngestOutcome(kind=report.kind, duplicate=True)
+    return prepared.outcome
+
+
+def _prepare(
+    report: Report,
+    rules: SendingIpRules,
+    message_hash: str,
+    received_at: dt.datetime,
+    spool_path: str,
+    message: Message | None,
+    envelope_to: Sequence[str],
+) -> _Prepared:
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
     events = build_events(report, rules, message, envelope_to)
-    outcome = _outcome(report, events, rules)
+    dmarc = (
+        _dmarc_rows(report, rules, message_hash)
+        if report.dmarc is not None and report.dmarc.records
+        else []
+    )
+    return _Prepared(
+        message_hash,
+        received_at,
+        spool_path,
+        report,
+        events,
+        _outcome(report, events, rules),
+        dmarc,
+    )
+
+
+def _write(store: Store, fb: FeedbackConfig, prepared: list[_Prepared]) -> set[str]:
+    """Write prepared messages in one transaction; returns the hashes this call claimed.
+
+    A message whose hash is already stored (another writer won) gets nothing written.
+    """
+    if not prepared:
+        return set()
     with store.begin() as conn:
-        if not _claim(conn, store.dialect, message_hash, received_at, report.kind, spool_path):
-            return IngestOutcome(kind=report.kind, duplicate=True)
-        if events:
-            conn.execute(
-                feedback_events.insert(),
-                [_event_row(e, i, message_hash, received_at, fb) for i, e in enumerate(events)],
-            )
-            _add_counts(conn, store.dialect, events, received_at)
-        if report.dmarc is not None and report.dmarc.records:
-            conn.execute(dmarc_records.insert(), _dmarc_rows(report, rules, message_hash))
-    return outcome
+        claimed = _claim(conn, store.dialect, prepared)
+        winners = [p for p in prepared if p.message_hash in claimed]
+        event_rows = [
+            _event_row(e, seq, p.message_hash, p.received_at, fb)
+            for p in winners
+            for seq, e in enumerate(p.events)
+        ]
+        if event_rows:
+            conn.execute(feedback_events.insert(), event_rows)
+            _add_counts(conn, store.dialect, winners)
+        dmarc = [row for p in winners for row in p.dmarc_rows]
+        if dmarc:
+            conn.execute(dmarc_records.insert(), dmarc)
+    return claimed
 
 
 def _outcome(report: Report, events: list[Event], rules: SendingIpRules) -> IngestOutcome:
@@ -288,37 +406,44 @@ def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def _stored_kind(store: Store, message_hash: str) -> str | None:
+#: hashes per ``IN (...)`` lookup; well under SQLite's limit of bound parameters
+_LOOKUP_CHUNK = 500
+
+
+def _stored_kinds(store: Store, hashes: Sequence[str]) -> dict[str, str]:
+    """The kind of each of ``hashes`` already stored; absent ones are not in the result."""
+    found: dict[str, str] = {}
+    if not hashes:
+        return found
+    m = feedback_messages.c
     with store.begin() as conn:
-        row = conn.execute(
-            sa.select(feedback_messages.c.kind).where(
-                feedback_messages.c.message_hash == message_hash
-            )
-        ).first()
-    return None if row is None else str(row.kind)
+        for i in range(0, len(hashes), _LOOKUP_CHUNK):
+            chunk = list(hashes[i : i + _LOOKUP_CHUNK])
+            query = sa.select(m.message_hash, m.kind).where(m.message_hash.in_(chunk))
+            found.update((str(h), str(k)) for h, k in conn.execute(query))
+    return found
 
 
-def _claim(
-    conn: Connection,
-    dialect: str,
-    message_hash: str,
-    received_at: dt.datetime,
-    kind: str,
-    spool_path: str,
-) -> bool:
-    """Insert the message row; False when the hash is already there (another writer won)."""
-    stmt = _insert(dialect)(feedback_messages).values(
-        message_hash=message_hash,
-        received_at=received_at,
-        processed_at=utcnow(),
-        kind=kind,
-        spool_path=_clean(spool_path),
+def _claim(conn: Connection, dialect: str, prepared: list[_Prepared]) -> set[str]:
+    """Insert the message rows; returns the hashes inserted (absent: already stored)."""
+    now = utcnow()
+    rows = [
+        {
+            "message_hash": p.message_hash,
+            "received_at": p.received_at,
+            "processed_at": now,
+            "kind": p.report.kind,
+            "spool_path": _clean(p.spool_path),
+        }
+        for p in prepared
+    ]
+    stmt = _insert(dialect)(feedback_messages).on_conflict_do_nothing(
+        index_elements=["message_hash"]
     )
-    # RETURNING, not rowcount: psycopg reports no reliable rowcount for a skipped insert
-    stmt = stmt.on_conflict_do_nothing(index_elements=["message_hash"]).returning(
-        feedback_messages.c.message_hash
-    )
-    return conn.execute(stmt).first() is not None
+    # RETURNING, not rowcount: psycopg reports no reliable rowcount for a skipped insert.
+    # With a list of rows SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues").
+    returning = stmt.returning(feedback_messages.c.message_hash)
+    return {str(row[0]) for row in conn.execute(returning, rows)}
 
 
 def bucket_start(when: dt.datetime) -> dt.datetime:
@@ -327,43 +452,48 @@ def bucket_start(when: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def _add_counts(
-    conn: Connection, dialect: str, events: list[Event], received_at: dt.datetime
-) -> None:
-    bucket = bucket_start(received_at)
-    totals: dict[tuple[str, str, str, str], tuple[int, str, str]] = {}
-    for e in events:
-        a = e.attribution
-        key = (
-            _fit(a.sending_ip, feedback_counts.c.sending_ip),
-            e.kind,
-            _fit(e.category, feedback_counts.c.category),
-            _fit(e.receiving_domain, feedback_counts.c.receiving_domain),
-        )
-        count = totals.get(key, (0, "", ""))[0]
-        totals[key] = (count + 1, a.pool, a.customer)
-    insert = _insert(dialect)
+def _add_counts(conn: Connection, dialect: str, prepared: list[_Prepared]) -> None:
+    """Add the events of ``prepared`` to the hourly counters, one upsert row per key."""
+    totals: dict[tuple[dt.datetime, str, str, str, str], tuple[int, str, str]] = {}
+    for p in prepared:
+        bucket = bucket_start(p.received_at)
+        for e in p.events:
+            a = e.attribution
+            key = (
+                bucket,
+                _fit(a.sending_ip, feedback_counts.c.sending_ip),
+                e.kind,
+                _fit(e.category, feedback_counts.c.category),
+                _fit(e.receiving_domain, feedback_counts.c.receiving_domain),
+            )
+            count = totals.get(key, (0, "", ""))[0]
+            totals[key] = (count + 1, a.pool, a.customer)
+    if not totals:
+        return
+    stmt = _insert(dialect)(feedback_counts)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[c.name for c in feedback_counts.primary_key.columns],
+        set_={
+            "count": feedback_counts.c.count + stmt.excluded.count,
+            "pool": stmt.excluded.pool,
+            "customer": stmt.excluded.customer,
+        },
+    )
     # sorted keys: concurrent writers take row locks in the same order (no deadlock on PostgreSQL)
-    for (ip, kind, category, domain), (count, pool, customer) in sorted(totals.items()):
-        stmt = insert(feedback_counts).values(
-            bucket_start=bucket,
-            sending_ip=ip,
-            kind=kind,
-            category=category,
-            receiving_domain=domain,
-            pool=_fit(pool, feedback_counts.c.pool),
-            customer=_fit(customer, feedback_counts.c.customer),
-            count=count,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[c.name for c in feedback_counts.primary_key.columns],
-            set_={
-                "count": feedback_counts.c.count + stmt.excluded.count,
-                "pool": stmt.excluded.pool,
-                "customer": stmt.excluded.customer,
-            },
-        )
-        conn.execute(stmt)
+    rows = [
+        {
+            "bucket_start": bucket,
+            "sending_ip": ip,
+            "kind": kind,
+            "category": category,
+            "receiving_domain": domain,
+            "pool": _fit(pool, feedback_counts.c.pool),
+            "customer": _fit(customer, feedback_counts.c.customer),
+            "count": count,
+        }
+        for (bucket, ip, kind, category, domain), (count, pool, customer) in sorted(totals.items())
+    ]
+    conn.execute(stmt, rows)
 
 
 def _event_row(

@@ -1,7 +1,16 @@
 """The SMTP feedback sink: accepts bounces, complaints and reports, spools them durably,
 and hands each to the feedback intake exactly once. See docs/sink.md."""
 
-from collectors.sink.processor import Process, ProcessorStats, RetryLater, SpoolProcessor
+from collectors.sink.commit import GroupCommit
+from collectors.sink.processor import (
+    BatchProcess,
+    Process,
+    ProcessBatch,
+    ProcessorStats,
+    Rejected,
+    RetryLater,
+    SpoolProcessor,
+)
 from collectors.sink.server import (
     FeedbackHandler,
     RecipientPolicy,
@@ -10,19 +19,24 @@ from collectors.sink.server import (
     run_until_signal,
     serve,
 )
-from collectors.sink.spool import Spool, SpooledMessage, SpoolError
+from collectors.sink.spool import Spool, SpooledMessage, SpoolError, StagedMessage
 
 __all__ = [
+    "BatchProcess",
     "FeedbackHandler",
+    "GroupCommit",
     "Process",
+    "ProcessBatch",
     "ProcessorStats",
     "RecipientPolicy",
+    "Rejected",
     "RetryLater",
     "Sink",
     "Spool",
     "SpoolError",
     "SpoolProcessor",
     "SpooledMessage",
+    "StagedMessage",
     "parse_listen",
     "run_until_signal",
     "serve",

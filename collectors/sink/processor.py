@@ -1,17 +1,23 @@
-"""The spool processor: hands each spooled message to the intake, in order, exactly once.
+"""The spool processor: hands spooled messages to the intake, in order, exactly once.
 
-Order of effects per message: ``process(msg, raw)`` (which commits the message's hash and
-events to the store in one transaction), then ``spool.done(msg)``. A crash between the two
-leaves the message in ``new/``; it is processed again after the restart and the store's
-hash check makes that a no-op. So a message is counted once however the process dies.
+It takes the oldest pending messages, up to a batch at a time, and gives them to the
+process callback. Order of effects: the callback commits the batch's hashes and events to
+the store (one transaction), then each message of it moves to ``done/``. A crash between
+the two leaves the messages in ``new/``; they are processed again after the restart and the
+store's hash check makes that a no-op. So a message is counted once however the process dies.
 
-Outcomes of ``process``:
+Two kinds of callback:
 
-- returns: the message moves to ``done/``;
-- raises :class:`RetryLater` (store unreachable, ...): the message stays in ``new/`` and the
-  processor backs off, so an outage delays data and never quarantines it;
-- raises anything else (``ParseError`` or a bug): the message moves to ``quarantine/`` with
-  the error and a traceback summary in ``<hash>.reason``; the loop goes on.
+- :data:`Process`, ``process(msg, raw)`` for one message: returns → ``done/``; raises
+  :class:`RetryLater` → it stays in ``new/`` and the processor backs off; raises anything
+  else (``ParseError`` or a bug) → ``quarantine/`` with the error and a traceback summary
+  in ``<hash>.reason``, and the loop goes on.
+- :class:`BatchProcess`, ``run([(msg, raw), ...])`` for many: returns one result per
+  message, ``None`` (→ ``done/``) or the exception that message alone is quarantined for.
+  Raising :class:`RetryLater` keeps the whole batch in ``new/`` (nothing of it was
+  committed) and backs off. Raising anything else is a bug outside any single message: the
+  batch is retried one message at a time, so only the message that triggers it ends in
+  quarantine.
 """
 
 from __future__ import annotations
@@ -20,21 +26,52 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from collectors.sink.spool import Spool, SpooledMessage
 
 log = logging.getLogger("repmon.sink")
 
-#: what the processor calls for each message: parse, attribute, store (one transaction)
+#: what the processor calls for one message: parse, attribute, store (one transaction)
 Process = Callable[[SpooledMessage, bytes], Awaitable[None]]
+#: what it calls for a batch: one result per message, None = stored, an exception = quarantine
+ProcessBatch = Callable[
+    [Sequence[tuple[SpooledMessage, bytes]]], Awaitable[Sequence[BaseException | None]]
+]
 
 MAX_BACKOFF = 60.0
+#: messages per batch when the callback takes batches: enough to share a transaction's
+#: cost, few enough that a batch is done in well under a second
+DEFAULT_BATCH = 200
+
+
+@dataclass(frozen=True)
+class BatchProcess:
+    """A process callback that takes up to ``max_batch`` messages at once.
+
+    ``close``, when given, is called once the processor has stopped (to end a worker).
+    """
+
+    run: ProcessBatch
+    max_batch: int = DEFAULT_BATCH
+    close: Callable[[], None] | None = None
 
 
 class RetryLater(Exception):
     """Processing failed for a reason outside the message (store down): keep it, retry."""
+
+
+class Rejected(Exception):
+    """A message's failure found elsewhere (in a worker process), with its reason text
+    already written: the processor quarantines the message with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason.partition("\n")[0])
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[Rejected], tuple[str]]:
+        return (Rejected, (self.reason,))  # pickled back from the worker whole
 
 
 @dataclass
@@ -46,22 +83,33 @@ class ProcessorStats:
 
 def reason_text(exc: BaseException) -> str:
     """``Type: message`` and the last frames of the traceback, for a ``.reason`` file."""
+    if isinstance(exc, Rejected):
+        return exc.reason
     head = f"{type(exc).__name__}: {exc}"
     frames = traceback.format_tb(exc.__traceback__)[-4:]
     return head + "\n\nTraceback (most recent call last, last frames):\n" + "".join(frames)
 
 
 class SpoolProcessor:
-    """Takes ``spool.pending()`` oldest first and processes each message.
+    """Takes ``spool.pending()`` oldest first and processes it, a batch at a time.
 
     With ``process=None`` it does nothing and messages stay spooled.
     """
 
     def __init__(
-        self, spool: Spool, process: Process | None, *, poll_interval: float = 1.0
+        self,
+        spool: Spool,
+        process: Process | BatchProcess | None,
+        *,
+        poll_interval: float = 1.0,
     ) -> None:
         self.spool = spool
         self.process = process
+        self.batch: BatchProcess | None
+        if process is None or isinstance(process, BatchProcess):
+            self.batch = process
+        else:
+            self.batch = BatchProcess(_one_by_one(process), max_batch=1)
         self.poll_interval = poll_interval
         self.stats = ProcessorStats()
         self._wake = asyncio.Event()
@@ -74,7 +122,7 @@ class SpoolProcessor:
         self._wake.set()
 
     def start(self) -> None:
-        if self.process is not None and self._task is None:
+        if self.batch is not None and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="spool")
 
     async def stop(self, drain_timeout: float) -> None:
@@ -82,6 +130,13 @@ class SpoolProcessor:
 
         What is left stays in ``new/`` for the next start.
         """
+        try:
+            await self._drain(drain_timeout)
+        finally:
+            if self.batch is not None and self.batch.close is not None:
+                await asyncio.to_thread(self.batch.close)
+
+    async def _drain(self, drain_timeout: float) -> None:
         if self._task is None:
             return
         self._draining = True
@@ -96,66 +151,123 @@ class SpoolProcessor:
         self._task = None
 
     async def _run(self) -> None:
+        assert self.batch is not None
+        # Single-message callbacks see the whole listing (one scan per pass, as before);
+        # batch callbacks see a fresh listing per batch, so new arrivals join the next one.
+        limit = None if self.batch.max_batch == 1 else self.batch.max_batch
         while True:
             self._wake.clear()
             try:
-                batch = await asyncio.to_thread(self.spool.pending)
+                waiting = await asyncio.to_thread(self.spool.pending, limit)
             except OSError as exc:
                 log.error("spool: cannot list %s: %s", self.spool.new, exc)
-                batch = []
-            if not batch:
+                waiting = []
+            if not waiting:
                 if self._draining:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 continue
-            for msg in batch:
-                if not await self._one(msg):
+            size = self.batch.max_batch
+            for i in range(0, len(waiting), size):
+                if not await self._batch(waiting[i : i + size]):
                     if self._draining:
                         return  # the store is down: the rest waits for the next start
                     await self._pause()
                     break
 
-    async def _one(self, msg: SpooledMessage) -> bool:
-        """Process one message; False when the processor should back off and retry."""
-        assert self.process is not None
+    async def _batch(self, msgs: Sequence[SpooledMessage]) -> bool:
+        """Process one batch; False when the processor should back off and retry."""
+        assert self.batch is not None
         try:
-            raw = await asyncio.to_thread(self.spool.read, msg)
-        except FileNotFoundError:
-            return True  # already moved (a re-delivery raced with its first copy)
+            loaded = await asyncio.to_thread(self.spool.read_many, msgs)
         except OSError as exc:
-            log.error("spool: cannot read %s: %s", msg.path, exc)
+            log.error("spool: cannot read a message of %s: %s", self.spool.new, exc)
             return False
+        if not loaded:
+            return True
         try:
-            await self.process(msg, raw)
+            results = list(await self.batch.run(loaded))
+            if len(results) != len(loaded):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(loaded)}")
         except RetryLater as exc:
             self.stats.retries += 1
-            log.warning("spool: %s deferred: %s", msg.message_hash[:16], exc)
+            log.warning("spool: %d message(s) deferred: %s", len(loaded), exc)
             return False
         except Exception as exc:
-            log.warning(
-                "spool: %s quarantined: %s: %s", msg.message_hash[:16], type(exc).__name__, exc
-            )
-            return await self._finish(msg, reason_text(exc))
-        return await self._finish(msg, None)
-
-    async def _finish(self, msg: SpooledMessage, reason: str | None) -> bool:
-        try:
-            if reason is None:
-                await asyncio.to_thread(self.spool.done, msg)
-                self.stats.processed += 1
+            if len(loaded) == 1:
+                results = [exc]
             else:
-                await asyncio.to_thread(self.spool.quarantine, msg, reason)
-                self.stats.quarantined += 1
-        except FileNotFoundError:
-            pass  # a duplicate copy already moved it
-        except OSError as exc:
-            # Still in new/: it will be offered again, and processing is idempotent.
-            log.error("spool: cannot move %s: %s", msg.path, exc)
-            return False
-        self._backoff = 0.0
-        return True
+                # A bug outside any one message's parse: find the culprit one at a time.
+                log.warning(
+                    "spool: batch failed (%s: %s); retrying singly", type(exc).__name__, exc
+                )
+                for msg, _ in loaded:
+                    if not await self._batch([msg]):
+                        return False
+                return True
+        for (msg, _), result in zip(loaded, results, strict=True):
+            if result is not None:
+                log.warning(
+                    "spool: %s quarantined: %s: %s",
+                    msg.message_hash[:16],
+                    type(result).__name__,
+                    result,
+                )
+        return await self._finish(loaded, results)
+
+    async def _finish(
+        self,
+        loaded: Sequence[tuple[SpooledMessage, bytes]],
+        results: Sequence[BaseException | None],
+    ) -> bool:
+        moves = [
+            (msg, None if result is None else reason_text(result))
+            for (msg, _), result in zip(loaded, results, strict=True)
+        ]
+        ok = await asyncio.to_thread(self._settle, moves)
+        if ok:
+            self._backoff = 0.0
+        return ok
+
+    def _settle(self, moves: Sequence[tuple[SpooledMessage, str | None]]) -> bool:
+        """Move each message to ``done/`` or ``quarantine/``; False if one could not be."""
+        ok = True
+        for msg, reason in moves:
+            try:
+                if reason is None:
+                    self.spool.done(msg)
+                    self.stats.processed += 1
+                else:
+                    self.spool.quarantine(msg, reason)
+                    self.stats.quarantined += 1
+            except FileNotFoundError:
+                pass  # a duplicate copy already moved it
+            except OSError as exc:
+                # Still in new/: it will be offered again, and processing is idempotent.
+                log.error("spool: cannot move %s: %s", msg.path, exc)
+                ok = False
+        return ok
 
     async def _pause(self) -> None:
         self._backoff = min(max(self._backoff * 2, 1.0), MAX_BACKOFF)
         await asyncio.sleep(self._backoff)
+
+
+def _one_by_one(process: Process) -> ProcessBatch:
+    """A single-message callback as a batch callback (used with batches of one)."""
+
+    async def run(batch: Sequence[tuple[SpooledMessage, bytes]]) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        for msg, raw in batch:
+            try:
+                await process(msg, raw)
+            except RetryLater:
+                raise
+            except Exception as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    return run

@@ -23,7 +23,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from collectors.sink.processor import Process, SpoolProcessor
+from collectors.sink.commit import GroupCommit
+from collectors.sink.processor import BatchProcess, Process, SpoolProcessor
 from collectors.sink.spool import Spool
 from monitor.config.sink import SinkConfig
 
@@ -90,6 +91,7 @@ class FeedbackHandler:
         self.max_message_bytes = max_message_bytes
         self.max_recipients = max_recipients
         self.on_spooled = on_spooled
+        self.commit = GroupCommit(spool)
         #: spool writes running now; stop() waits for them so no acknowledged write is cut
         self.writing = 0
         self._idle = asyncio.Event()
@@ -127,8 +129,9 @@ class FeedbackHandler:
         self.writing += 1
         self._idle.clear()
         try:
-            # The write fsyncs: in a thread, so other sessions keep talking meanwhile.
-            msg = await asyncio.to_thread(self.spool.accept, raw, meta)
+            # Returns once the message is fsynced into new/ (its files in a thread of its own,
+            # the directory shared with the sessions finishing at the same time).
+            msg = await self.commit.accept(raw, meta)
         except Exception as exc:
             log.error("spool write failed, answered 451: %s", exc)
             return REPLY_TRY_LATER
@@ -196,7 +199,7 @@ class Sink:
     def __init__(
         self,
         config: SinkConfig,
-        process: Process | None = None,
+        process: Process | BatchProcess | None = None,
         *,
         hostname: str | None = None,
         drain_timeout: float = 30.0,
@@ -273,7 +276,7 @@ class Sink:
         log.info("sink stopped; %d message(s) left in the spool", self.spool.depth())
 
 
-async def serve(config: SinkConfig, process: Process | None = None) -> None:
+async def serve(config: SinkConfig, process: Process | BatchProcess | None = None) -> None:
     """Run a :class:`Sink` until SIGTERM or SIGINT, then stop it gracefully."""
     await run_until_signal(Sink(config, process))
 

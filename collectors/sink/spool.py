@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,25 @@ class SpooledMessage:
     message_hash: str
     received_at: dt.datetime
     envelope: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class StagedMessage:
+    """A message written and fsynced under ``tmp/``, not yet in ``new/`` (not acknowledged).
+
+    ``tmp_eml`` and ``tmp_json`` are None when the same bytes were already waiting in
+    ``new/``: nothing to move, only the group's directory fsync.
+    """
+
+    message: SpooledMessage
+    tmp_eml: Path | None
+    tmp_json: Path | None
+
+
+def _remove(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -81,11 +100,41 @@ class Spool:
         Raises :class:`SpoolError` when anything cannot be written; nothing is then in
         ``new/`` and the sender must be told to try later.
         """
+        result = self.publish([self.stage(raw, envelope)])[0]
+        if isinstance(result, SpoolError):
+            raise result
+        return result
+
+    def accept_many(
+        self, messages: Sequence[tuple[bytes, Mapping[str, object]]]
+    ) -> list[SpooledMessage | SpoolError]:
+        """:meth:`accept` for a group of (raw, envelope): each message and envelope written
+        and fsynced, then all moved into ``new/`` and the directory fsynced once.
+
+        Returns one entry per message, in order, as :meth:`publish` does: the durable
+        message, or the :class:`SpoolError` that kept it out (its sender gets 451).
+        """
+        staged: list[StagedMessage] = []
+        failed: dict[int, SpoolError] = {}
+        for i, (raw, envelope) in enumerate(messages):
+            try:
+                staged.append(self.stage(raw, envelope))
+            except SpoolError as exc:
+                failed[i] = exc
+        published = iter(self.publish(staged))
+        return [failed[i] if i in failed else next(published) for i in range(len(messages))]
+
+    def stage(self, raw: bytes, envelope: Mapping[str, object]) -> StagedMessage:
+        """First half of :meth:`accept`: write the message and its envelope under ``tmp/``,
+        each fsynced. Not acknowledged yet: :meth:`publish` makes it durable in ``new/``.
+
+        Raises :class:`SpoolError` (nothing left behind) when the files cannot be written.
+        """
         digest = hashlib.sha256(raw).hexdigest()
         final = self.new / f"{digest}.eml"
         if final.exists():
             try:
-                return self._load(final)
+                return StagedMessage(self._load(final), None, None)
             except FileNotFoundError:
                 pass  # the processor just moved it to done/: spool it again (a no-op later)
         received_at = dt.datetime.now(dt.UTC)
@@ -96,21 +145,51 @@ class Spool:
         try:
             _write_synced(tmp_eml, raw)
             _write_synced(tmp_json, json.dumps(meta, default=str).encode())
-            # The envelope goes first: pending() only sees a message once its .eml is in
-            # new/, and by then its .json is already there.
-            os.replace(tmp_json, self.new / f"{digest}.json")
-            os.replace(tmp_eml, final)
+        except OSError as exc:
+            _remove(tmp_eml, tmp_json)
+            raise SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}") from exc
+        return StagedMessage(SpooledMessage(final, digest, received_at, meta), tmp_eml, tmp_json)
+
+    def publish(self, staged: Sequence[StagedMessage]) -> list[SpooledMessage | SpoolError]:
+        """Second half of :meth:`accept`, for a group: move each staged message into
+        ``new/``, then fsync ``new/`` **once** for the whole group (group commit).
+
+        Returns one entry per message, in order: the message, durable in ``new/`` (only
+        now may its sender get a 250), or the :class:`SpoolError` that stopped it (answer
+        451). When the directory fsync fails, every message of the group gets the error;
+        any of them already renamed may still be processed, and the sender's retry of the
+        same bytes is then a no-op in the store.
+        """
+        results: list[SpooledMessage | SpoolError] = []
+        for item in staged:
+            if item.tmp_eml is None or item.tmp_json is None:
+                results.append(item.message)  # already in new/; the fsync below covers it
+                continue
+            try:
+                # The envelope goes first: pending() only sees a message once its .eml is
+                # in new/, and by then its .json is already there.
+                os.replace(item.tmp_json, self.new / f"{item.message.message_hash}.json")
+                os.replace(item.tmp_eml, item.message.path)
+            except OSError as exc:
+                _remove(item.tmp_eml, item.tmp_json)
+                results.append(SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}"))
+                continue
+            results.append(item.message)
+        try:
             _fsync_dir(self.new)
         except OSError as exc:
-            for leftover in (tmp_eml, tmp_json):
-                leftover.unlink(missing_ok=True)
-            raise SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}") from exc
-        return SpooledMessage(final, digest, received_at, dict(meta))
+            error = SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}")
+            return [error for _ in results]
+        return results
 
     # -- what the processor reads -------------------------------------------------------
 
-    def pending(self) -> list[SpooledMessage]:
-        """Messages waiting in ``new/``, oldest first (by write time, then name)."""
+    def pending(self, limit: int | None = None) -> list[SpooledMessage]:
+        """Messages waiting in ``new/``, oldest first (by write time, then name).
+
+        With ``limit``, only the oldest ``limit`` of them (their envelopes are read, the
+        others' are not).
+        """
         entries: list[tuple[int, str, Path]] = []
         with os.scandir(self.new) as it:
             for entry in it:
@@ -123,11 +202,24 @@ class Spool:
                 entries.append((mtime, entry.name, Path(entry.path)))
         entries.sort()
         out = []
-        for _, _, path in entries:
+        for _, _, path in entries[:limit]:
             try:
                 out.append(self._load(path))
             except FileNotFoundError:
                 continue
+        return out
+
+    def read_many(self, msgs: Sequence[SpooledMessage]) -> list[tuple[SpooledMessage, bytes]]:
+        """Each of ``msgs`` with its bytes; one that has left ``new/`` meanwhile is skipped.
+
+        Other read errors (OSError) propagate.
+        """
+        out = []
+        for msg in msgs:
+            try:
+                out.append((msg, self.read(msg)))
+            except FileNotFoundError:
+                continue  # already moved (a re-delivery raced with its first copy)
         return out
 
     def read(self, msg: SpooledMessage) -> bytes:
