@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from monitor.cli import main
 from monitor.store import Store
 from monitor.store.feedback import feedback_events, feedback_messages
 from tests.configs import blocklists, code, pool
@@ -113,7 +115,7 @@ token = "{TOKEN}"
     )
 
 
-def test_run_end_to_end(tmp_path: Path) -> None:
+def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dns_port = free_port()
     sink_port, api_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     api = f"http://127.0.0.1:{api_port}"
@@ -203,6 +205,19 @@ def test_run_end_to_end(tmp_path: Path) -> None:
         assert count_rows(store_url) == (5, 5)
         assert not list((tmp_path / "spool" / "new").glob("*"))
         assert any("stopped cleanly" in str(x.get("msg")) for x in daemon.lines())
+
+    # the jobs' last and next runs stay visible in `repmon status`
+    assert main(["status", "--config", str(cfg), "--json"]) == 0
+    jobs = {j["job"]: j for j in json.loads(capsys.readouterr().out)["jobs"]}
+    assert set(jobs) == {
+        "dnsbl_sweep",
+        "hygiene_sweep",
+        "evaluate",
+        "timeseries_flush",
+        "spool",
+        "housekeeping",
+    }
+    assert jobs["dnsbl_sweep"]["last_status"] == "ok" and jobs["dnsbl_sweep"]["next_run"]
 
 
 def cases_of(api: str, case_type: str) -> list[dict[str, Any]]:

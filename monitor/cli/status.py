@@ -11,11 +11,14 @@ from monitor.cli.output import print_json, table
 from monitor.config import load_config
 from monitor.store import Store
 from monitor.store.checks import current_problems, sweep_runs
+from monitor.store.jobs import job_table
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "status", parents=[common], help="show current listings and problems, and the last sweeps"
+        "status",
+        parents=[common],
+        help="show current listings and problems, the last sweeps, and the jobs of repmon run",
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--check", action="append", default=[], help="only this check (repeatable)")
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         problems = current_problems(store, args.check or None)
         sweeps = last_sweeps(store)
+        jobs = job_table(store)
     finally:
         store.close()
     now = dt.datetime.now(dt.UTC)
@@ -87,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                     for p in problems
                 ],
                 "sweeps": sweeps,
+                "jobs": jobs,
             }
         )
         return 0
@@ -111,4 +116,29 @@ def run(args: argparse.Namespace) -> int:
             f"last {s['sweep']} sweep: {s['started_at']} ({s['targets']} targets, "
             f"{s['problem']} problem, {s['unknown']} unknown, {s['duration']}s)"
         )
+    if jobs:
+        print()
+        table(
+            [
+                (
+                    j["job"],
+                    j["instance"],
+                    j["last_status"] or "-",
+                    _when(j["last_end"] or j["last_start"], now),
+                    _when(j["next_run"], now),
+                    j["last_error"] or "",
+                )
+                for j in jobs
+            ],
+            ("JOB", "INSTANCE", "LAST", "LAST RUN", "NEXT RUN", "ERROR"),
+        )
     return 0
+
+
+def _when(t: dt.datetime | None, now: dt.datetime) -> str:
+    if t is None:
+        return "-"
+    if t > now:
+        s = int((t - now).total_seconds())
+        return f"in {s // 60}m{s % 60:02d}s" if s >= 60 else f"in {s}s"
+    return _ago(t, now)
