@@ -155,6 +155,13 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         wait_for("the opening webhook", lambda: notices(hooks, case["id"]))
         assert wait_for("dnsbl series in VictoriaMetrics", lambda: vm.export("dnsbl.*"))
 
+        # ad hoc checks over HTTP give what `repmon check --json` gives; OpenAPI is served
+        rows = http_json(f"{api}/v1/check/192.0.2.1?only=dnsbl")
+        assert [(r["source"], r["status"], r["codes"]) for r in rows] == [
+            ("bl.example", "problem", ["127.0.0.2"])
+        ]
+        assert "/v1/cases/{case_id}/ack" in http_json(f"{api}/openapi.json")["paths"]
+
         # 2. complaints by SMTP above the threshold open a complaint case
         http_json(f"{api}/v1/volume", {"ip": "192.0.2.2", "count": 1000}, token=TOKEN)
         for n in range(5):
