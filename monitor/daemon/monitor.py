@@ -137,6 +137,11 @@ class Monitor:
             or "nothing: set sink.accept_domains",
             f"http://{c.api.listen}" if c.api.enabled else "off",
         )
+        if not c.inventory.pools and not c.inventory.domains:
+            log.warning(
+                "the inventory is empty: add [[inventory.pools]] (cidrs, domains) to a config "
+                "file and pass it with --config to watch your sending IPs and domains"
+            )
         log.info(
             "resolver %s",
             ", ".join(c.resolver.nameservers) or "system (/etc/resolv.conf)",
