@@ -50,6 +50,7 @@ def test_env_variable_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         ('[schedule]\nevaluate = "soon"\n', "schedule.evaluate"),
         ("[influxdb]\norg = 'x'\n", "influxdb.url"),
         ("not toml = = =\n", "not valid TOML"),
+        ('[dnsbl]\ndqs_key = "not a key"\n', "dnsbl.dqs_key"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -153,3 +154,11 @@ def test_every_key_is_documented() -> None:
         k for k in _keys(Config) if f"`{k.rsplit('.', 1)[-1]}`" not in doc and f"`{k}`" not in doc
     ]
     assert not missing, f"keys missing from docs/configuration.md: {missing}"
+
+
+def test_bad_dqs_key_is_never_echoed(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('[dnsbl]\ndqs_key = "s3cret key"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert "s3cret" not in str(err.value)

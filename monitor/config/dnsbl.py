@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -80,6 +81,14 @@ class DnsblConfig(Section):
     #: Spamhaus DQS key: replaces the public Spamhaus zones by their DQS twins; never logged
     dqs_key: SecretStr | None = None
     zones: list[ZoneConfig] = Field(default_factory=list)
+
+    @field_validator("dqs_key")
+    @classmethod
+    def _key(cls, v: SecretStr | None) -> SecretStr | None:
+        # the key becomes a DNS label: refuse anything else here, never echoing it
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9]{1,63}", v.get_secret_value()):
+            raise ValueError("expected the DQS key: letters and digits only (the key is not shown)")
+        return v
 
     def active_zones(self) -> list[Zone]:
         """The zones a sweep asks: catalogue (if ``defaults``) with overrides, then additions."""
