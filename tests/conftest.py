@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from monitor.store import Store
+from tests import netguard
 from tests.pg import pg_available, pg_schema_url
+
+netguard.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if netguard.violations:
+        print(f"\nthe tests tried to reach beyond loopback: {sorted(set(netguard.violations))}")
+        session.exitstatus = 1
+
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the labelled third-party corpus; absent in a user's clone
