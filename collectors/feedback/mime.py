@@ -7,6 +7,9 @@ message says:
   and again (~70 ``get_content_type()`` calls per bounce), and every call scans the part's
   header list. :class:`MimePart` answers repeated questions from a small cache that any
   change to the part's headers clears.
+- **The same work twice.** Several detectors look at every message (ARF, DMARC failure,
+  DSN, ...) and ask the same questions of it: :func:`remembered` keeps an answer with the
+  part it is about, and :func:`header_block` parses an attached header block once.
 - **One regular expression per MIME boundary.** ``email.feedparser`` compiles a pattern for
   every multipart it meets, and since every real message has its own boundary, none is
   ever found in ``re``'s cache: about a fifth of the parse. :func:`read_structure` gives the
@@ -17,23 +20,25 @@ Both change how fast, never what: the same parse tree, the same headers, the sam
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from email import feedparser
 from email.message import Message
-from email.parser import BytesParser
+from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["MimePart", "read_structure"]
+__all__ = ["MimePart", "header_block", "read_structure", "remembered"]
+
+T = TypeVar("T")
 
 
 class MimePart(Message):
-    """A :class:`email.message.Message` that remembers its content type, header values and
-    header parameters.
+    """A :class:`email.message.Message` that remembers its content type and header values.
 
     Every method that changes headers or the default type clears what it remembers, so a
-    part that is changed after parsing answers as a plain ``Message`` would. (A parameter
-    value is a string or, RFC 2231, a tuple: both immutable, safe to hand out twice.)
+    part that is changed after parsing answers as a plain ``Message`` would.
     """
 
     def __init__(self, policy: Any = compat32) -> None:
@@ -60,19 +65,6 @@ class MimePart(Message):
         except TypeError:  # an unhashable default: nothing to remember it by
             return super().get(name, failobj)
         value = self._remembered[key] = super().get(name, failobj)
-        return value
-
-    def get_param(
-        self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True
-    ) -> Any:
-        key = (f":{header.lower()};{param.lower()};{unquote}", failobj)
-        try:
-            return self._remembered[key]
-        except KeyError:
-            pass
-        except TypeError:
-            return super().get_param(param, failobj, header, unquote)
-        value = self._remembered[key] = super().get_param(param, failobj, header, unquote)
         return value
 
     # -- everything that changes what the answers depend on --------------------------
@@ -130,6 +122,28 @@ def read_structure(raw: bytes) -> Message:
     """``raw`` parsed as the ``email`` package does with the compat32 policy (lenient, as
     real bounces need), into :class:`MimePart` objects. Raises what the parser raises."""
     return BytesParser(_class=MimePart, policy=compat32).parsebytes(raw)
+
+
+def remembered(part: Message, key: str, compute: Callable[[Message], T]) -> T:
+    """``compute(part)``, worked out once per :class:`MimePart` and ``key`` (kept until the
+    part's headers change); for a plain ``Message`` computed on every call. The answer is
+    shared between callers: treat it as read-only."""
+    if not isinstance(part, MimePart):
+        return compute(part)
+    slot = (":" + key, None)
+    try:
+        return part._remembered[slot]
+    except KeyError:
+        value = part._remembered[slot] = compute(part)
+        return value
+
+
+@functools.lru_cache(maxsize=64)
+def header_block(text: str) -> Message:
+    """The header fields at the start of ``text``, as ``HeaderParser().parsestr(text)``
+    reads them. The same text twice (a returned message's headers, read by the ARF and the
+    DSN parsers in turn) is parsed once and gives the same object: treat it as read-only."""
+    return HeaderParser().parsestr(text)
 
 
 # -- the boundary matcher -------------------------------------------------------------------
