@@ -80,6 +80,8 @@ class ProcessorStats:
     processed: int = 0
     quarantined: int = 0
     retries: int = 0
+    #: calls of the process callback (messages per batch = processed / batches, roughly)
+    batches: int = 0
 
 
 def reason_text(exc: BaseException) -> str:
@@ -188,6 +190,7 @@ class SpoolProcessor:
         if not loaded:
             return True
         try:
+            self.stats.batches += 1
             results = list(await self.batch.run(loaded))
             if len(results) != len(loaded):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(loaded)}")
