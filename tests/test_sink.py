@@ -31,6 +31,7 @@ from collectors.sink import (
     SpooledMessage,
     parse_listen,
 )
+from collectors.sink.segment import encode, segment_name
 from monitor.config.sink import SinkConfig
 
 DOMAIN = "fb.example"
@@ -124,11 +125,14 @@ def test_spool_accept_is_durable_and_deduplicated(tmp_path: Path) -> None:
     assert spool.read(first) == b"hello\r\n"
     second = spool.accept(b"second\r\n", {})
     assert [m.message_hash for m in spool.pending()] == [first.message_hash, second.message_hash]
+    assert spool.depth() == 2 and len(list(spool.new.iterdir())) == 2  # one segment each
     spool.done(first)
     spool.quarantine(second, "ParseError: no report part")
-    assert spool.depth() == 0
-    assert (spool.done_dir / f"{first.message_hash}.eml").exists()
-    assert (spool.done_dir / f"{first.message_hash}.json").exists()
+    assert spool.depth() == 0 and not list(spool.new.iterdir())
+    evidence = spool.evidence(first.message_hash)
+    assert evidence is not None and evidence.raw == b"hello\r\n"
+    assert evidence.envelope["mail_from"] == ""
+    assert spool.evidence(second.message_hash) is None  # quarantined, not processed
     reason = spool.quarantine_dir / f"{second.message_hash}.reason"
     assert reason.read_text() == "ParseError: no report part\n"
     assert spool.release(second.message_hash) and spool.depth() == 1
@@ -136,11 +140,26 @@ def test_spool_accept_is_durable_and_deduplicated(tmp_path: Path) -> None:
 
 def test_spool_recover_removes_unacknowledged_writes(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s")
-    (spool.tmp / "abc.1.eml").write_bytes(b"partial")
-    (spool.new / "def.json").write_text("{}")  # crash between the two renames
+    (spool.tmp / "00000000000000000001-1-0-2.seg").write_bytes(b"msg partial")
     kept = spool.accept(b"kept\r\n", {})
-    assert spool.recover() == 2
+    assert spool.recover() == 1
     assert [m.message_hash for m in spool.pending()] == [kept.message_hash]
+
+
+def test_spool_drops_a_torn_last_record(tmp_path: Path) -> None:
+    """A segment cut short inside its last record (a crash mid-write, so that record was
+    never acknowledged): the complete records are processed, the torn one is dropped, and
+    the segment still goes once its complete records are settled."""
+    spool = Spool(tmp_path / "s")
+    raws = [b"one\r\n", b"two\r\n", b"three\r\n"]
+    whole = b"".join(encode(hashlib.sha256(r).hexdigest(), {}, r) for r in raws)
+    (spool.new / segment_name(1, 1, 0, 3)).write_bytes(whole[:-4])
+    listed = Spool(spool.directory).pending()
+    assert [spool.read(m) for m in listed] == raws[:2]
+    fresh = Spool(spool.directory)
+    for msg in fresh.pending():
+        fresh.done(msg)
+    assert fresh.depth() == 0 and not list(spool.new.iterdir())
 
 
 # -- through SMTP ------------------------------------------------------------------------

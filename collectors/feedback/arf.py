@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 
+from collectors.feedback.mime import header_block, remembered
 from collectors.feedback.model import Complaint
 
 __all__ = [
@@ -107,8 +108,13 @@ def feedback_fields(msg: Message) -> Message | None:
     Looks for a ``message/feedback-report`` part, else for a block of
     ``Name: value`` lines in a ``text/plain`` part (or a single-part body) that
     holds ``Feedback-Type`` plus at least one other ARF field, so that prose
-    mentioning "Feedback-Type" is not mistaken for a report.
+    mentioning "Feedback-Type" is not mistaken for a report. Worked out once per
+    message (the DMARC failure parser asks first): treat the answer as read-only.
     """
+    return remembered(msg, "feedback-fields", _find_feedback_fields)
+
+
+def _find_feedback_fields(msg: Message) -> Message | None:
     parts = list(parts_of(msg))
     for part in parts:
         if part.get_content_type() == "message/feedback-report":
@@ -210,7 +216,7 @@ def _as_message(part: Message) -> Message | None:
 def _as_headers(part: Message) -> Message | None:
     if part.get_content_maintype() == "message":
         return _as_message(part)
-    return HeaderParser().parsestr(_text(part).lstrip("\r\n"), headersonly=True)
+    return header_block(_text(part).lstrip("\r\n"))
 
 
 def _text(part: Message) -> str:

@@ -16,6 +16,7 @@ import re
 from email.message import Message
 from email.parser import HeaderParser
 
+from collectors.feedback.mime import header_block
 from collectors.feedback.model import Bounce, BouncedRecipient
 
 # Lookarounds keep "10.5.1.1" (an IP address) from reading as status 5.1.1.
@@ -173,7 +174,7 @@ def find_original(msg: Message) -> Message | None:
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         elif ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/global-headers"):
-            return HeaderParser().parsestr(part_text(part).lstrip())
+            return header_block(part_text(part).lstrip())
     return None
 
 

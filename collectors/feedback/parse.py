@@ -30,11 +30,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from collectors.feedback.mime import read_structure
 from collectors.feedback.model import ParseError, Report
 
 log = logging.getLogger("repmon.feedback")
@@ -49,7 +48,7 @@ T = TypeVar("T")
 def read_message(raw: bytes) -> Message:
     """The message structure; compat32 because real bounces carry broken headers."""
     try:
-        return BytesParser(policy=compat32).parsebytes(raw)
+        return read_structure(raw)
     except Exception as exc:  # the parser is lenient; anything it still raises is bad input
         raise ParseError(f"not a readable email message: {exc.__class__.__name__}: {exc}") from None
 

@@ -19,7 +19,7 @@ from collectors.sink.server import (
     run_until_signal,
     serve,
 )
-from collectors.sink.spool import Spool, SpooledMessage, SpoolError, StagedMessage
+from collectors.sink.spool import Spool, SpooledMessage, SpoolError
 
 __all__ = [
     "BatchProcess",
@@ -36,7 +36,6 @@ __all__ = [
     "SpoolError",
     "SpoolProcessor",
     "SpooledMessage",
-    "StagedMessage",
     "parse_listen",
     "run_until_signal",
     "serve",

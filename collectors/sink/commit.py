@@ -1,17 +1,16 @@
 """Group commit: SMTP sessions whose DATA completes at about the same time share one fsync.
 
-Making a message durable costs three fsyncs: its file, its envelope and the ``new/``
-directory that names them. :class:`GroupCommit` hands every message whose DATA completed
-while the previous group was being written to one :meth:`Spool.accept_many` call, in one
-thread: it writes and fsyncs each message and envelope, renames them all into ``new/`` and
-fsyncs the directory once. Each session's ``accept`` returns only when that call, covering
-its own message, has returned; so no 250 is ever sent before its message is durable.
+:class:`GroupCommit` hands every message whose DATA completed while the previous group was
+being written to one :meth:`Spool.accept_many` call, in one thread: the whole group goes
+into **one** segment file, which is fsynced, renamed into ``new/``, and the directory
+fsynced once. Each session's ``accept`` returns only when that call, covering its own
+message, has returned; so no 250 is ever sent before its message is durable.
 
 One thread per group rather than one per message: the disk serialises fsyncs anyway (a
 journal commit each), and a thread per session costs a hand-off and a fight for the GIL
 per message, which on a small machine took more CPU than the SMTP dialogue itself.
 
-Nobody waits to form a group: a message that finds no publish running starts one at once,
+Nobody waits to form a group: a message that finds no write running starts one at once,
 and groups only grow while the disk is busy, which is exactly when sharing pays.
 """
 
@@ -25,8 +24,11 @@ from collectors.sink.spool import Spool, SpooledMessage, SpoolError
 #: a message as the session hands it over: raw bytes and envelope
 Pending = tuple[bytes, Mapping[str, object]]
 
-#: messages per directory fsync at most (bounds the latency of the last one in a group)
+#: messages per segment at most (bounds the latency of the last one in a group)
 MAX_GROUP = 256
+#: bytes per segment at most (bounds the memory a segment's reader needs); a single
+#: message larger than this still gets a segment of its own
+MAX_GROUP_BYTES = 32 * 1024 * 1024
 
 
 class GroupCommit:
@@ -45,7 +47,8 @@ class GroupCommit:
         self.messages = 0
 
     async def accept(self, raw: bytes, envelope: Mapping[str, object]) -> SpooledMessage:
-        """Store ``raw`` durably in ``new/``; returns once it is (see :meth:`Spool.accept`).
+        """Store ``raw`` durably in a segment in ``new/``; returns once it is (see
+        :meth:`Spool.accept`).
 
         Raises :class:`SpoolError` when it could not be stored: answer 451.
         """
@@ -59,8 +62,13 @@ class GroupCommit:
         group: list[tuple[Pending, asyncio.Future[SpooledMessage]]] = []
         try:
             while self._waiting:
-                group = self._waiting[: self.max_group]
-                del self._waiting[: self.max_group]
+                size = total = 0
+                for (raw, _), _ in self._waiting[: self.max_group]:
+                    if size and total + len(raw) > MAX_GROUP_BYTES:
+                        break
+                    size, total = size + 1, total + len(raw)
+                group = self._waiting[:size]
+                del self._waiting[:size]
                 try:
                     results = await asyncio.to_thread(self.spool.accept_many, [m for m, _ in group])
                 except Exception as exc:  # not an OSError (those come back per message)

@@ -2,8 +2,9 @@
 
 It takes the oldest pending messages, up to a batch at a time, and gives them to the
 process callback. Order of effects: the callback commits the batch's hashes and events to
-the store (one transaction), then each message of it moves to ``done/``. A crash between
-the two leaves the messages in ``new/``; they are processed again after the restart and the
+the store (one transaction), then each message of it is copied to ``done/`` and settled; a
+segment is deleted once all of its messages are settled. A crash between the two leaves the
+messages in their segment in ``new/``; they are processed again after the restart and the
 store's hash check makes that a no-op. So a message is counted once however the process dies.
 
 Two kinds of callback:
@@ -79,6 +80,8 @@ class ProcessorStats:
     processed: int = 0
     quarantined: int = 0
     retries: int = 0
+    #: calls of the process callback (messages per batch = processed / batches, roughly)
+    batches: int = 0
 
 
 def reason_text(exc: BaseException) -> str:
@@ -152,9 +155,9 @@ class SpoolProcessor:
 
     async def _run(self) -> None:
         assert self.batch is not None
-        # Single-message callbacks see the whole listing (one scan per pass, as before);
-        # batch callbacks see a fresh listing per batch, so new arrivals join the next one.
-        limit = None if self.batch.max_batch == 1 else self.batch.max_batch
+        # A fresh listing per batch, so new arrivals join the next one; single-message
+        # callbacks take a batch's worth per listing (the listing reads the bytes).
+        limit = DEFAULT_BATCH if self.batch.max_batch == 1 else self.batch.max_batch
         while True:
             self._wake.clear()
             try:
@@ -187,6 +190,7 @@ class SpoolProcessor:
         if not loaded:
             return True
         try:
+            self.stats.batches += 1
             results = list(await self.batch.run(loaded))
             if len(results) != len(loaded):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(loaded)}")
@@ -231,7 +235,8 @@ class SpoolProcessor:
         return ok
 
     def _settle(self, moves: Sequence[tuple[SpooledMessage, str | None]]) -> bool:
-        """Move each message to ``done/`` or ``quarantine/``; False if one could not be."""
+        """Copy each message to ``done/`` or ``quarantine/`` and settle it in its segment;
+        False if one could not be."""
         ok = True
         for msg, reason in moves:
             try:
@@ -242,10 +247,10 @@ class SpoolProcessor:
                     self.spool.quarantine(msg, reason)
                     self.stats.quarantined += 1
             except FileNotFoundError:
-                pass  # a duplicate copy already moved it
+                pass  # its segment is gone: a duplicate copy already settled it
             except OSError as exc:
                 # Still in new/: it will be offered again, and processing is idempotent.
-                log.error("spool: cannot move %s: %s", msg.path, exc)
+                log.error("spool: cannot settle %s: %s", msg.message_hash[:16], exc)
                 ok = False
         return ok
 

@@ -2,26 +2,49 @@
 
 Layout of the spool directory::
 
-    tmp/          being written; anything left here after a crash was never acknowledged
-    new/          accepted, waiting for the processor: <hash>.eml and its <hash>.json envelope
-    done/         processed (kept as evidence; a retention job may delete old files)
+    tmp/          segments being written; anything left here after a crash was never
+                  acknowledged (removed at start-up)
+    new/          accepted, waiting for the processor: segments, each holding the messages
+                  of one group commit (see :mod:`collectors.sink.segment`)
+    done/         settled segments, moved whole from new/ once every message in them is
+                  stored or quarantined; kept as evidence (a retention job may delete them)
     quarantine/   could not be processed: <hash>.eml, <hash>.json and <hash>.reason
 
+A segment is written under ``tmp/``, fsynced, renamed into ``new/`` and ``new/`` fsynced:
+one file, one fsync and one directory fsync for a whole group of messages. It moves to
+``done/`` once every message in it is settled (stored, or copied to ``quarantine/``).
+
 A message is named by the SHA-256 of its raw bytes, so a re-delivery of the same bytes (a
-client that lost our 250 and sent again) is the same file, and the store's hash check makes
-processing it a second time a no-op.
+client that lost our 250 and sent again) has the same name, and the store's hash check
+makes processing it a second time a no-op.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
+import logging
 import os
-import uuid
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from collectors.sink.segment import (
+    SUFFIX,
+    Record,
+    TornSegment,
+    encode,
+    parse_name,
+    read_segment,
+    segment_name,
+)
+
+log = logging.getLogger("repmon.sink")
 
 SUBDIRS = ("tmp", "new", "done", "quarantine")
 
@@ -32,31 +55,17 @@ class SpoolError(OSError):
 
 @dataclass(frozen=True)
 class SpooledMessage:
-    """One accepted message: where its bytes are and what the SMTP envelope said."""
+    """One accepted message: the segment that holds it and what the SMTP envelope said.
+
+    ``index`` is its place in the segment; ``data`` its bytes when they were read already.
+    """
 
     path: Path
     message_hash: str
     received_at: dt.datetime
     envelope: dict[str, object] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class StagedMessage:
-    """A message written and fsynced under ``tmp/``, not yet in ``new/`` (not acknowledged).
-
-    ``tmp_eml`` and ``tmp_json`` are None when the same bytes were already waiting in
-    ``new/``: nothing to move, only the group's directory fsync.
-    """
-
-    message: SpooledMessage
-    tmp_eml: Path | None
-    tmp_json: Path | None
-
-
-def _remove(*paths: Path | None) -> None:
-    for path in paths:
-        if path is not None:
-            path.unlink(missing_ok=True)
+    index: int = field(default=0, compare=False)
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -67,17 +76,27 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _spool_error(exc: OSError) -> SpoolError:
+    return SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}")
 
 
 class Spool:
     """A spool directory; creates its sub-directories on construction.
 
-    Methods are blocking (file I/O and fsync): call them from a thread in async code.
+    Methods are blocking (file I/O and fsync): call them from a thread in async code. One
+    instance may be used from several threads (the writer and the processor).
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -88,19 +107,29 @@ class Spool:
         self.new = self.directory / "new"
         self.done_dir = self.directory / "done"
         self.quarantine_dir = self.directory / "quarantine"
+        self._lock = threading.Lock()
+        self._serial = itertools.count()
+        #: messages in new/ this instance wrote or listed and has not settled, by hash:
+        #: a second copy of the same bytes is then not written again
+        self._waiting: dict[str, SpooledMessage] = {}
+        #: per segment name, the indexes of its records already settled
+        self._settled: dict[str, set[int]] = {}
+        #: per segment name, how many records it really holds when that is fewer than its
+        #: name says (a torn tail)
+        self._valid: dict[str, int] = {}
 
     # -- intake -------------------------------------------------------------------------
 
     def accept(self, raw: bytes, envelope: Mapping[str, object]) -> SpooledMessage:
         """Store ``raw`` durably in ``new/`` and return it.
 
-        When this returns, the message and its envelope are fsynced and their names are
-        fsynced into ``new/``: a crash from now on cannot lose them. If the same bytes are
-        already waiting in ``new/``, that message is returned and nothing is written.
-        Raises :class:`SpoolError` when anything cannot be written; nothing is then in
-        ``new/`` and the sender must be told to try later.
+        When this returns, the message and its envelope are in a segment that is fsynced
+        and whose name is fsynced into ``new/``: a crash from now on cannot lose them. If
+        the same bytes are already waiting, that message is returned and nothing is
+        written. Raises :class:`SpoolError` when anything cannot be written; nothing is
+        then in ``new/`` and the sender must be told to try later.
         """
-        result = self.publish([self.stage(raw, envelope)])[0]
+        result = self.accept_many([(raw, envelope)])[0]
         if isinstance(result, SpoolError):
             raise result
         return result
@@ -108,109 +137,100 @@ class Spool:
     def accept_many(
         self, messages: Sequence[tuple[bytes, Mapping[str, object]]]
     ) -> list[SpooledMessage | SpoolError]:
-        """:meth:`accept` for a group of (raw, envelope): each message and envelope written
-        and fsynced, then all moved into ``new/`` and the directory fsynced once.
+        """:meth:`accept` for a group of (raw, envelope): all written into **one** new
+        segment, which is fsynced, renamed into ``new/``, and ``new/`` fsynced once.
 
-        Returns one entry per message, in order, as :meth:`publish` does: the durable
-        message, or the :class:`SpoolError` that kept it out (its sender gets 451).
+        Returns one entry per message, in order: the durable message (only now may its
+        sender get a 250), or the :class:`SpoolError` that kept it out (answer 451). The
+        group succeeds or fails as a whole. When the final directory fsync fails, every
+        message gets the error although the segment may survive: it is then processed,
+        and the sender's retry of the same bytes is a no-op in the store.
         """
-        staged: list[StagedMessage] = []
-        failed: dict[int, SpoolError] = {}
-        for i, (raw, envelope) in enumerate(messages):
-            try:
-                staged.append(self.stage(raw, envelope))
-            except SpoolError as exc:
-                failed[i] = exc
-        published = iter(self.publish(staged))
-        return [failed[i] if i in failed else next(published) for i in range(len(messages))]
-
-    def stage(self, raw: bytes, envelope: Mapping[str, object]) -> StagedMessage:
-        """First half of :meth:`accept`: write the message and its envelope under ``tmp/``,
-        each fsynced. Not acknowledged yet: :meth:`publish` makes it durable in ``new/``.
-
-        Raises :class:`SpoolError` (nothing left behind) when the files cannot be written.
-        """
-        digest = hashlib.sha256(raw).hexdigest()
-        final = self.new / f"{digest}.eml"
-        if final.exists():
-            try:
-                return StagedMessage(self._load(final), None, None)
-            except FileNotFoundError:
-                pass  # the processor just moved it to done/: spool it again (a no-op later)
         received_at = dt.datetime.now(dt.UTC)
-        meta = dict(envelope) | {"received_at": received_at.isoformat()}
-        unique = uuid.uuid4().hex
-        tmp_eml = self.tmp / f"{digest}.{unique}.eml"
-        tmp_json = self.tmp / f"{digest}.{unique}.json"
+        stamp = received_at.isoformat()
+        entries: list[tuple[str, dict[str, object], bytes]] = []
+        # per message: the hash of its new record, or the message already waiting
+        slots: list[str | SpooledMessage] = []
+        with self._lock:
+            fresh: set[str] = set()
+            for raw, envelope in messages:
+                digest = hashlib.sha256(raw).hexdigest()
+                known = self._waiting.get(digest)
+                if known is not None:
+                    slots.append(known)
+                    continue
+                if digest not in fresh:
+                    fresh.add(digest)
+                    entries.append((digest, {"received_at": stamp} | dict(envelope), raw))
+                slots.append(digest)
+        if not entries:
+            return [s for s in slots if isinstance(s, SpooledMessage)]
+        # The name's time prefix orders segments oldest first, across processes too.
+        name = segment_name(time.time_ns(), os.getpid(), next(self._serial), len(entries))
+        path, tmp = self.new / name, self.tmp / name
         try:
-            _write_synced(tmp_eml, raw)
-            _write_synced(tmp_json, json.dumps(meta, default=str).encode())
+            _write_file(tmp, b"".join(encode(d, meta, raw) for d, meta, raw in entries), sync=True)
+            os.replace(tmp, path)
         except OSError as exc:
-            _remove(tmp_eml, tmp_json)
-            raise SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}") from exc
-        return StagedMessage(SpooledMessage(final, digest, received_at, meta), tmp_eml, tmp_json)
-
-    def publish(self, staged: Sequence[StagedMessage]) -> list[SpooledMessage | SpoolError]:
-        """Second half of :meth:`accept`, for a group: move each staged message into
-        ``new/``, then fsync ``new/`` **once** for the whole group (group commit).
-
-        Returns one entry per message, in order: the message, durable in ``new/`` (only
-        now may its sender get a 250), or the :class:`SpoolError` that stopped it (answer
-        451). When the directory fsync fails, every message of the group gets the error;
-        any of them already renamed may still be processed, and the sender's retry of the
-        same bytes is then a no-op in the store.
-        """
-        results: list[SpooledMessage | SpoolError] = []
-        for item in staged:
-            if item.tmp_eml is None or item.tmp_json is None:
-                results.append(item.message)  # already in new/; the fsync below covers it
-                continue
-            try:
-                # The envelope goes first: pending() only sees a message once its .eml is
-                # in new/, and by then its .json is already there.
-                os.replace(item.tmp_json, self.new / f"{item.message.message_hash}.json")
-                os.replace(item.tmp_eml, item.message.path)
-            except OSError as exc:
-                _remove(item.tmp_eml, item.tmp_json)
-                results.append(SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}"))
-                continue
-            results.append(item.message)
+            tmp.unlink(missing_ok=True)
+            error = _spool_error(exc)
+            return [error if isinstance(s, str) else s for s in slots]
         try:
             _fsync_dir(self.new)
         except OSError as exc:
-            error = SpoolError(exc.errno, f"spool write failed: {exc.strerror or exc}")
-            return [error for _ in results]
-        return results
+            return [_spool_error(exc) for _ in slots]
+        made = {
+            digest: SpooledMessage(path, digest, received_at, meta, i, raw)
+            for i, (digest, meta, raw) in enumerate(entries)
+        }
+        with self._lock:
+            self._waiting.update(made)
+        return [made[s] if isinstance(s, str) else s for s in slots]
 
     # -- what the processor reads -------------------------------------------------------
 
     def pending(self, limit: int | None = None) -> list[SpooledMessage]:
-        """Messages waiting in ``new/``, oldest first (by write time, then name).
+        """Messages waiting in ``new/``, oldest first (segment order, then record order),
+        with their bytes; at most ``limit`` of them.
 
-        With ``limit``, only the oldest ``limit`` of them (their envelopes are read, the
-        others' are not).
+        A second copy of bytes already listed is not listed again (the first copy's
+        outcome settles it). A segment that cannot be read is skipped with an error in
+        the log; a torn last record (a crash mid-write, never acknowledged) is ignored.
         """
-        entries: list[tuple[int, str, Path]] = []
-        with os.scandir(self.new) as it:
-            for entry in it:
-                if not entry.name.endswith(".eml"):
-                    continue
-                try:
-                    mtime = entry.stat().st_mtime_ns
-                except FileNotFoundError:  # moved to done/ meanwhile
-                    continue
-                entries.append((mtime, entry.name, Path(entry.path)))
-        entries.sort()
-        out = []
-        for _, _, path in entries[:limit]:
+        out: list[SpooledMessage] = []
+        seen: set[str] = set()
+        for name in self._segment_names():
+            if limit is not None and len(out) >= limit:
+                break
+            path = self.new / name
             try:
-                out.append(self._load(path))
+                records = self._read(path)
             except FileNotFoundError:
+                continue  # settled and deleted meanwhile
+            except OSError as exc:
+                log.error("spool: cannot read segment %s: %s", path, exc)
                 continue
+            with self._lock:
+                settled = self._settled.setdefault(name, set())
+                for i, record in enumerate(records):
+                    if i in settled:
+                        continue
+                    if record.message_hash in seen:
+                        settled.add(i)  # the copy listed first decides for both
+                        continue
+                    if limit is not None and len(out) >= limit:
+                        break
+                    seen.add(record.message_hash)
+                    msg = _message(path, i, record)
+                    self._waiting.setdefault(record.message_hash, msg)
+                    out.append(msg)
+                finished = len(settled) >= len(records)
+            if finished:
+                self._drop(path)
         return out
 
     def read_many(self, msgs: Sequence[SpooledMessage]) -> list[tuple[SpooledMessage, bytes]]:
-        """Each of ``msgs`` with its bytes; one that has left ``new/`` meanwhile is skipped.
+        """Each of ``msgs`` with its bytes; one whose segment is gone is skipped.
 
         Other read errors (OSError) propagate.
         """
@@ -219,33 +239,57 @@ class Spool:
             try:
                 out.append((msg, self.read(msg)))
             except FileNotFoundError:
-                continue  # already moved (a re-delivery raced with its first copy)
+                continue
         return out
 
     def read(self, msg: SpooledMessage) -> bytes:
         """The raw bytes of ``msg`` as the sender sent them (after SMTP dot-unstuffing)."""
-        return msg.path.read_bytes()
+        if msg.data is not None:
+            return msg.data
+        records = self._read(msg.path)
+        if msg.index >= len(records):
+            raise FileNotFoundError(f"{msg.path}: no record {msg.index}")
+        return records[msg.index].raw
 
     def depth(self) -> int:
-        """How many messages wait in ``new/``."""
-        with os.scandir(self.new) as it:
-            return sum(1 for e in it if e.name.endswith(".eml"))
+        """How many messages wait in ``new/`` (read from the segments' names)."""
+        total = 0
+        for name in self._segment_names():
+            count = self._valid.get(name)
+            if count is None:
+                count = parse_name(name)
+            total += max(count - len(self._settled.get(name, ())), 0)
+        return total
 
     # -- outcomes -----------------------------------------------------------------------
 
     def done(self, msg: SpooledMessage) -> None:
-        """Move ``msg`` to ``done/``. Not fsynced: if a crash undoes the move, the message
-        is processed again and the store's hash check makes that a no-op."""
-        self._move(msg, self.done_dir)
+        """Settle ``msg`` (its events are in the store); its segment moves to ``done/``
+        once all of its messages are settled.
+
+        Nothing is written per message: a file created per message cost more CPU than
+        parsing it. Not fsynced: if a crash undoes the move, the segment is processed
+        again, which the store's hash check makes a no-op.
+        """
+        self._settle(msg)
 
     def quarantine(self, msg: SpooledMessage, reason: str) -> None:
-        """Move ``msg`` to ``quarantine/`` with a ``<hash>.reason`` text file beside it."""
+        """Write ``msg`` to ``quarantine/`` with a ``<hash>.reason`` text file beside it,
+        fsynced (the store has nothing of it), then settle it."""
         reason_path = self.quarantine_dir / f"{msg.message_hash}.reason"
-        reason_path.write_text(reason if reason.endswith("\n") else reason + "\n")
-        self._move(msg, self.quarantine_dir)
+        _write_file(
+            reason_path, (reason if reason.endswith("\n") else reason + "\n").encode(), sync=True
+        )
+        raw = self.read(msg)
+        meta = json.dumps(msg.envelope, default=str).encode()
+        _write_file(self.quarantine_dir / f"{msg.message_hash}.json", meta, sync=True)
+        _write_file(self.quarantine_dir / f"{msg.message_hash}.eml", raw, sync=True)
+        _fsync_dir(self.quarantine_dir)
+        self._settle(msg)
 
     def release(self, message_hash: str) -> bool:
-        """Put a quarantined message back into ``new/`` (after a parser fix).
+        """Put a quarantined message back into ``new/`` (after a parser fix), with its
+        original envelope, durably; then remove it from quarantine.
 
         Returns False when no such message is in quarantine.
         """
@@ -253,49 +297,92 @@ class Spool:
         if not eml.exists():
             return False
         sidecar = self.quarantine_dir / f"{message_hash}.json"
-        if sidecar.exists():
-            os.replace(sidecar, self.new / sidecar.name)
-        os.replace(eml, self.new / eml.name)
-        (self.quarantine_dir / f"{message_hash}.reason").unlink(missing_ok=True)
+        try:
+            envelope = json.loads(sidecar.read_bytes())
+        except (FileNotFoundError, ValueError):
+            envelope = {}
+        self.accept(eml.read_bytes(), envelope if isinstance(envelope, dict) else {})
+        for path in (eml, sidecar, self.quarantine_dir / f"{message_hash}.reason"):
+            path.unlink(missing_ok=True)
         return True
+
+    def evidence(self, message_hash: str) -> Record | None:
+        """The processed message with this hash, as found in ``done/`` (bytes and SMTP
+        envelope); None when no settled segment holds it (never received, still pending,
+        deleted by retention) or when it sits in ``quarantine/`` (a settled segment keeps
+        its quarantined messages too). Reads the segments newest first: for analysts and
+        tests, not for a hot path."""
+        if (self.quarantine_dir / f"{message_hash}.eml").exists():
+            return None
+        with os.scandir(self.done_dir) as it:
+            names = sorted((e.name for e in it if e.name.endswith(SUFFIX)), reverse=True)
+        for name in names:
+            try:
+                records = self._read(self.done_dir / name)
+            except FileNotFoundError:
+                continue
+            for record in records:
+                if record.message_hash == message_hash:
+                    return record
+        return None
 
     def recover(self) -> int:
         """Clean up after a crash; returns how many stale files were removed.
 
-        Files in ``tmp/`` were never acknowledged (the reply waits for the rename), and an
-        envelope in ``new/`` without its message is the trace of a crash between the two
-        renames. Call only while no other process writes to this spool.
+        Segments in ``tmp/`` were never acknowledged (the reply waits for the rename and
+        the directory fsync). Call only while no other process writes to this spool.
         """
         removed = 0
         for path in self.tmp.iterdir():
             path.unlink(missing_ok=True)
             removed += 1
-        for sidecar in self.new.glob("*.json"):
-            if not sidecar.with_suffix(".eml").exists():
-                sidecar.unlink(missing_ok=True)
-                removed += 1
         return removed
 
     # -- internals ----------------------------------------------------------------------
 
-    def _move(self, msg: SpooledMessage, target: Path) -> None:
-        sidecar = msg.path.with_suffix(".json")
-        # The message first: once it has left new/, pending() no longer offers it.
-        os.replace(msg.path, target / msg.path.name)
-        if sidecar.exists():
-            os.replace(sidecar, target / sidecar.name)
+    def _segment_names(self) -> list[str]:
+        with os.scandir(self.new) as it:
+            return sorted(e.name for e in it if e.name.endswith(SUFFIX))
 
-    def _load(self, path: Path) -> SpooledMessage:
-        digest = path.stem
-        envelope: dict[str, object] = {}
+    def _read(self, path: Path) -> list[Record]:
         try:
-            envelope = json.loads(path.with_suffix(".json").read_bytes())
-        except (FileNotFoundError, ValueError):
-            envelope = {}
-        received_at = _parse_time(envelope.get("received_at"))
-        if received_at is None:
-            received_at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-        return SpooledMessage(path, digest, received_at, envelope)
+            return read_segment(path.read_bytes())
+        except TornSegment as torn:
+            # Only a crash during the write leaves this, and the write was then never
+            # acknowledged: the complete records stand, the torn tail is dropped.
+            if self._valid.get(path.name) != len(torn.records):
+                log.warning("spool: %s: dropped a torn record after %d", path, len(torn.records))
+                self._valid[path.name] = len(torn.records)
+            return torn.records
+
+    def _settle(self, msg: SpooledMessage) -> None:
+        name = msg.path.name
+        with self._lock:
+            self._waiting.pop(msg.message_hash, None)
+            settled = self._settled.setdefault(name, set())
+            settled.add(msg.index)
+            count = self._valid.get(name)
+            finished = len(settled) >= (parse_name(name) if count is None else count)
+        if finished:
+            self._drop(msg.path)
+
+    def _drop(self, path: Path) -> None:
+        """Move a fully settled segment to ``done/`` (not fsynced: one that a crash puts
+        back in ``new/`` is processed again, a no-op)."""
+        with contextlib.suppress(FileNotFoundError):  # another reader moved it already
+            os.replace(path, self.done_dir / path.name)
+        with self._lock:
+            self._settled.pop(path.name, None)
+            self._valid.pop(path.name, None)
+
+
+def _message(path: Path, index: int, record: Record) -> SpooledMessage:
+    received_at = _parse_time(record.envelope.get("received_at"))
+    if received_at is None:
+        received_at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    return SpooledMessage(
+        path, record.message_hash, received_at, record.envelope, index, record.raw
+    )
 
 
 def _parse_time(value: object) -> dt.datetime | None:

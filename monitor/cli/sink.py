@@ -89,7 +89,7 @@ def _item(msg: SpooledMessage, raw: bytes) -> SpooledItem:
     from collectors.feedback.pipeline import SpooledItem
 
     # Where the message will be once processed: the evidence link kept in the store.
-    final_path = str(msg.path.parent.parent / "done" / msg.path.name)
+    final_path = str(msg.path.parent.parent / "done" / f"{msg.message_hash}.eml")
     rcpts = msg.envelope.get("rcpt_tos")
     envelope_to = [str(r) for r in rcpts] if isinstance(rcpts, list) else []
     return SpooledItem(raw, msg.message_hash, msg.received_at, final_path, envelope_to)
