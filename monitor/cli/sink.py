@@ -88,8 +88,9 @@ STORE_DOWN = (StoreError, sa.exc.OperationalError, sa.exc.InterfaceError)
 def _item(msg: SpooledMessage, raw: bytes) -> SpooledItem:
     from collectors.feedback.pipeline import SpooledItem
 
-    # Where the message will be once processed: the evidence link kept in the store.
-    final_path = str(msg.path.parent.parent / "done" / f"{msg.message_hash}.eml")
+    # The evidence link kept in the store: the segment that holds the message, where it will be
+    # once processed (segments move to done/ whole); Spool.evidence(hash) reads the message out.
+    final_path = str(msg.path.parent.parent / "done" / msg.path.name)
     rcpts = msg.envelope.get("rcpt_tos")
     envelope_to = [str(r) for r in rcpts] if isinstance(rcpts, list) else []
     return SpooledItem(raw, msg.message_hash, msg.received_at, final_path, envelope_to)
