@@ -24,9 +24,9 @@ from collectors.feedback.model import ParseError
 from collectors.feedback.pipeline import IngestOutcome, SpooledItem, ingest_batch
 from collectors.sink import BatchProcess, GroupCommit, RetryLater, Sink, Spool, SpoolError
 from collectors.sink.spool import SpooledMessage
-from monitor.cli.sink import make_process
 from monitor.config import Config, parse_config
 from monitor.config.sink import SinkConfig
+from monitor.intake import make_process
 from monitor.inventory import Inventory
 from monitor.store import Store
 from monitor.store.feedback import feedback_counts, feedback_events, feedback_messages
@@ -313,7 +313,7 @@ def test_intake_worker_death_fails_the_batch_then_recovers(tmp_path: Path) -> No
     import os
     import signal
 
-    from monitor.cli.sink import IntakeWorker
+    from monitor.intake import IntakeWorker
 
     store_url = f"sqlite:///{tmp_path / 'repmon.db'}"
     Store.open(store_url).close()

@@ -83,7 +83,7 @@ class Monitor:
         self.started_at = utcnow()
 
     def _make_process(self) -> Any:
-        from monitor.cli.sink import make_process
+        from monitor.intake import make_process
 
         return make_process(self.config, self.store)
 
