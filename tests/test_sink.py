@@ -3,12 +3,10 @@ loopback port, the spool on disk in a temp dir."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import smtplib
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +21,6 @@ from cryptography.x509.oid import NameOID
 
 from collectors.feedback.model import ParseError
 from collectors.sink import (
-    Process,
     RecipientPolicy,
     RetryLater,
     Sink,
@@ -33,6 +30,7 @@ from collectors.sink import (
 )
 from collectors.sink.segment import encode, segment_name
 from monitor.config.sink import SinkConfig
+from tests.sink_support import running
 
 DOMAIN = "fb.example"
 
@@ -55,23 +53,6 @@ def sink_config(tmp_path: Path, **overrides: Any) -> SinkConfig:
     }
     values.update(overrides)
     return SinkConfig(**values)
-
-
-@contextmanager
-def running(config: SinkConfig, process: Process | None = None) -> Iterator[Sink]:
-    """A Sink in its own event loop thread, stopped (gracefully) on exit."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sink = Sink(config, process, hostname="sink.test", poll_interval=0.05, drain_timeout=5)
-    asyncio.run_coroutine_threadsafe(sink.start(), loop).result(10)
-    try:
-        yield sink
-    finally:
-        asyncio.run_coroutine_threadsafe(sink.stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 @contextmanager

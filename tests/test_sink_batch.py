@@ -11,10 +11,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import smtplib
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -22,14 +20,14 @@ import sqlalchemy as sa
 
 from collectors.feedback.model import ParseError
 from collectors.feedback.pipeline import IngestOutcome, SpooledItem, ingest_batch
-from collectors.sink import BatchProcess, GroupCommit, RetryLater, Sink, Spool, SpoolError
+from collectors.sink import BatchProcess, GroupCommit, RetryLater, Spool, SpoolError
 from collectors.sink.spool import SpooledMessage
 from monitor.config import Config, parse_config
-from monitor.config.sink import SinkConfig
 from monitor.intake import make_process
 from monitor.inventory import Inventory
 from monitor.store import Store
 from monitor.store.feedback import feedback_counts, feedback_events, feedback_messages
+from tests.sink_support import running
 
 DOMAIN = "fb.example"
 WHEN = dt.datetime(2026, 11, 24, 10, 17, 5, tzinfo=dt.UTC)
@@ -211,23 +209,6 @@ def test_group_commit_write_failure_is_an_error_for_its_sender(tmp_path: Path) -
     assert spool.depth() == 0
 
 
-@contextmanager
-def running(config: SinkConfig, process: BatchProcess | None) -> Iterator[Sink]:
-    """A Sink in its own event loop thread, stopped (gracefully) on exit."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sink = Sink(config, process, hostname="sink.test", poll_interval=0.05, drain_timeout=20)
-    asyncio.run_coroutine_threadsafe(sink.start(), loop).result(10)
-    try:
-        yield sink
-    finally:
-        asyncio.run_coroutine_threadsafe(sink.stop(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 def wait_for(cond: Callable[[], bool], timeout: float = 20) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -256,7 +237,7 @@ def test_processor_batch_outcomes(tmp_path: Path) -> None:
 
     for text in (b"one", b"broken", b"two"):
         spool.accept(b"Subject: " + text + b"\r\n\r\nx\r\n", {})
-    with running(config, BatchProcess(run, max_batch=50)) as sink:
+    with running(config, BatchProcess(run, max_batch=50), drain_timeout=20) as sink:
         wait_for(lambda: sink.spool.depth() == 0)
         assert sink.processor.stats.retries == 1
         assert batches == [3]  # all three, together, after the deferred attempt
@@ -291,7 +272,7 @@ def test_sink_store_outage_keeps_the_batch_spooled(store_url: str, tmp_path: Pat
         undo = refuse_counter_writes(store)
         process = make_process(config, store)
         assert process is not None
-        with running(config.sink, process) as sink:
+        with running(config.sink, process, drain_timeout=20) as sink:
             with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as smtp:
                 for raw in (dsn(1), dsn(2), BROKEN, dsn(3), dsn(2)):
                     smtp.sendmail("", [f"bounces@{DOMAIN}"], raw)
