@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from collections.abc import Awaitable, Sequence
 
 from checks.hygiene.authorization import check_authorizes
@@ -28,6 +29,8 @@ from checks.resolver import Nameserver
 from checks.result import UNKNOWN, CheckResult
 
 __all__ = ["DOMAIN_CHECKS", "HYGIENE_CHECKS", "IP_CHECKS", "check_domain", "check_ip"]
+
+log = logging.getLogger("repmon.hygiene")
 
 #: checks run by :func:`check_domain`, in result order
 DOMAIN_CHECKS: tuple[str, ...] = (
@@ -53,6 +56,7 @@ async def _guarded(
     try:
         return await work
     except Exception as exc:
+        log.warning("%s check of %s failed inside repmon", check, target, exc_info=True)
         return CheckResult(target, check, source, UNKNOWN, error=f"internal error: {exc!r}")
 
 
