@@ -89,6 +89,17 @@ class StateChange:
     at: dt.datetime
 
 
+#: targets per IN (...) list: well under SQLite's limit on bound parameters
+_IN_BATCH = 900
+
+
+def _batches(targets: set[str]) -> list[list[str]]:
+    """The targets of one call in IN-list sized pieces: a sweep records chunk by chunk, and
+    each chunk reads back only its own targets' rows, not the whole table."""
+    ordered = sorted(targets)
+    return [ordered[i : i + _IN_BATCH] for i in range(0, len(ordered), _IN_BATCH)]
+
+
 def _data(r: CheckResult) -> dict[str, Any]:
     d = dict(r.fields)
     if r.error:
@@ -116,12 +127,13 @@ def record_results(
         for check, rows in by_check.items():
             current = {
                 (row.target, row.source): row
+                for batch in _batches({r.target for r in rows})
                 for row in conn.execute(
                     sa.select(
                         check_state.c.target,
                         check_state.c.source,
                         check_state.c.status,
-                    ).where(check_state.c.check == check)
+                    ).where(check_state.c.check == check, check_state.c.target.in_(batch))
                 )
             }
             inserts: list[dict[str, Any]] = []
@@ -231,13 +243,14 @@ def _record_history(
     oks = {r.key for r in results if r.status == OK}
     open_eps = {
         (row.target, row.check, row.source): row.id
+        for batch in _batches({r.target for r in results})
         for row in conn.execute(
             sa.select(
                 problem_episodes.c.id,
                 problem_episodes.c.target,
                 problem_episodes.c.check,
                 problem_episodes.c.source,
-            ).where(problem_episodes.c.ended_at.is_(None))
+            ).where(problem_episodes.c.ended_at.is_(None), problem_episodes.c.target.in_(batch))
         )
     }
     new_eps = [
