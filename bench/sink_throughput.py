@@ -126,7 +126,7 @@ def run_noop_server(port: int) -> None:
 def run_spool_server(port: int, spool: str) -> None:
     """The repmon sink without a processor: SMTP policy + durable spool write only."""
     from collectors.sink import serve
-    from monitor.config.sink import SinkConfig
+    from collectors.sink.config import SinkConfig
 
     config = SinkConfig.model_validate(
         {"listen": f"127.0.0.1:{port}", "accept_domains": [DOMAIN], "spool": spool}

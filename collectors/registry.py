@@ -1,20 +1,23 @@
-"""Every collector and every check name repmon reports, with the document that describes it.
+"""Every collector, in one place: the application builds its config sections, the daemon's
+jobs, ``repmon sweep --only`` and the docs index from :data:`COLLECTORS`.
 
-A test keeps this complete: each collector module imports and is described in its document,
-and each check name is documented and produced by a check.
+Adding a collector: one folder under ``collectors/`` (code, ``config.py``, ``sample.toml``,
+``README.md``) and one line here. A test keeps this complete (every folder registered, every
+sample valid, every README embedding its sample) and checks each check name is documented.
 """
 
 from __future__ import annotations
 
-#: collector -> (module, document)
-COLLECTORS: dict[str, tuple[str, str]] = {
-    "dnsbl sweep": ("collectors.sweep.dnsbl", "docs/dnsbl.md"),
-    "hygiene sweep": ("collectors.sweep.hygiene", "docs/hygiene.md"),
-    "feedback sink": ("collectors.sink", "docs/sink.md"),
-    "feedback intake": ("collectors.feedback", "docs/feedback.md"),
-    "sent volume": ("collectors.volume", "docs/cases.md"),
-    "postfix log": ("collectors.postfix_log", "docs/cases.md"),
-}
+from collectors import dnsbl, feedback, hygiene, sink, volume
+from collectors.unit import Collector
+
+COLLECTORS: tuple[Collector, ...] = (
+    dnsbl.UNIT,
+    hygiene.UNIT,
+    sink.UNIT,
+    feedback.UNIT,
+    volume.UNIT,
+)
 
 #: check name (the ``check`` of a result) -> document
 CHECKS: dict[str, str] = {
@@ -30,3 +33,16 @@ CHECKS: dict[str, str] = {
     "ptr": "docs/hygiene.md",
     "spf-authorizes": "docs/hygiene.md",
 }
+
+
+def by_name(name: str) -> Collector:
+    """The collector called ``name``; KeyError when there is none."""
+    for unit in COLLECTORS:
+        if unit.name == name:
+            return unit
+    raise KeyError(name)
+
+
+def sweeps() -> list[Collector]:
+    """The collectors with scheduled work, in registry order."""
+    return [c for c in COLLECTORS if c.sweep is not None]

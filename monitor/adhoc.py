@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from checks.dnsbl import Target, TargetError, Zone, check_targets
 from checks.dnsbl.transport import BulkResolver
+from checks.errors import UsageError
 from checks.resolver import Nameserver
 from checks.result import CheckResult
 from monitor.config import Config
@@ -17,7 +18,7 @@ from monitor.inventory import Inventory
 CHECK_GROUPS = ("dnsbl", "hygiene")
 
 
-class CheckRequestError(ValueError):
+class CheckRequestError(UsageError, ValueError):
     """The request cannot be run: bad target, CIDR too large, unknown zone."""
 
 

@@ -7,19 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from checks.errors import InventoryError
+from collectors.targets import Owner
 from monitor.config import Config, InventoryConfig
 
+__all__ = ["Inventory", "InventoryError", "Owner"]
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class InventoryError(ValueError):
-    """A pool's CIDR is larger than ``inventory.max_cidr_addresses``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    pool: str = ""
-    customer: str = ""
 
 
 @dataclass(frozen=True)

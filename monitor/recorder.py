@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from checks.result import CheckResult
-from collectors.sweep.base import SweepSummary
+from collectors.sweep import SweepSummary
 from monitor.inventory import Inventory
 from monitor.store import Store
 from monitor.store.checks import StateChange, record_results, sweep_runs

@@ -15,6 +15,32 @@ from tests.pg import pg_available, pg_schema_url
 netguard.install()
 
 
+#: helper modules that start real servers: a test module importing one is a ``servers`` test
+_SERVER_HELPERS = (
+    "tests.servers",
+    "tests.tsdb_servers",
+    "tests.sink_support",
+    "tests.daemon_support",
+    "tests.hygiene_zones",
+    "tests.pg",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that starts a real server (or uses PostgreSQL) ``servers``, so that
+    ``pytest -m "not servers"`` runs the fast tier alone."""
+    sources: dict[str, bool] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in sources:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            sources[path] = any(h in text for h in _SERVER_HELPERS)
+        fixtures = getattr(item, "fixturenames", ())
+        uses_pg = "pg_url" in fixtures or ("store_url" in fixtures and "postgresql" in item.name)
+        if sources[path] or uses_pg:
+            item.add_marker(pytest.mark.servers)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if netguard.violations:
         print(f"\nthe tests tried to reach beyond loopback: {sorted(set(netguard.violations))}")

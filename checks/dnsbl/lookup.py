@@ -21,13 +21,10 @@ from types import MappingProxyType
 
 from checks.dnsbl.transport import TXT, A, Answer, BulkResolver
 from checks.dnsbl.zones import Zone
+from checks.errors import TargetError
 from checks.result import OK, PROBLEM, SEVERITIES, UNKNOWN, CheckResult
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-
-
-class TargetError(ValueError):
-    """Not an IP address or a domain name."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from checks.errors import ParseError
+
 A = 1
 CNAME = 5
 TXT = 16
@@ -51,7 +53,7 @@ EMPTY_ANSWERS = {NOERROR: Answer(NOERROR), NXDOMAIN: Answer(NXDOMAIN)}
 _SHARED_ANSWERS: dict[bytes, Answer] = {}
 
 
-class _Malformed(Exception):
+class _Malformed(ParseError):
     """A response that cannot be read safely."""
 
 

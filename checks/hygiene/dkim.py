@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dkim.crypto import UnparsableKeyError, parse_public_key
 from dkim.util import InvalidTagValueList, parse_tag_value
 
+from checks.errors import ParseError
 from checks.hygiene.lookup import Lookup
 from checks.result import OK, PROBLEM, UNKNOWN, CheckResult, Status
 
@@ -35,7 +36,7 @@ WEAK_BITS = 2048
 MIN_BITS = 1024
 
 
-class KeyRecordError(ValueError):
+class KeyRecordError(ParseError):
     """A key record that cannot be used; the message says why."""
 
 

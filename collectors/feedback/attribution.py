@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
 
+from checks.errors import ConfigError
+from collectors.feedback.config import FeedbackConfig
 from collectors.feedback.model import Bounce, Complaint
-from monitor.config import ConfigError, FeedbackConfig
-from monitor.inventory import Inventory
+from collectors.targets import Targets
 
 #: headers of a report message that may carry the address it was sent to (VERP)
 ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
@@ -100,7 +101,7 @@ def envelope_addresses(report: Message | None, envelope_to: Sequence[str] = ()) 
 class SendingIpRules:
     """The attribution rules bound to one inventory and one ``[feedback]`` section."""
 
-    def __init__(self, inventory: Inventory, config: FeedbackConfig) -> None:
+    def __init__(self, inventory: Targets, config: FeedbackConfig) -> None:
         self.inventory = inventory
         self.header = config.sending_ip_header
         self.verp = _compile_verp(config.verp_pattern)

@@ -29,7 +29,8 @@ from email.message import Message
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from collectors.feedback.model import DmarcAggregate, DmarcAuthResult, DmarcRecord, ParseError
+from checks.errors import ParseError
+from collectors.feedback.model import DmarcAggregate, DmarcAuthResult, DmarcRecord
 
 __all__ = [
     "MAX_REPORT_BYTES",

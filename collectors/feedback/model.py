@@ -18,10 +18,6 @@ Kind = Literal[
 ]
 
 
-class ParseError(ValueError):
-    """The message claims a format but cannot be read as one; the text says why."""
-
-
 @dataclass(slots=True)
 class BouncedRecipient:
     """One recipient of a bounce or delay notice."""

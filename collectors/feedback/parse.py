@@ -33,8 +33,9 @@ from email.message import Message
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from checks.errors import ParseError
 from collectors.feedback.mime import read_structure
-from collectors.feedback.model import ParseError, Report
+from collectors.feedback.model import Report
 
 log = logging.getLogger("repmon.feedback")
 

@@ -13,8 +13,9 @@ import json
 from email.message import Message
 from typing import Any
 
+from checks.errors import ParseError
 from collectors.feedback.dmarc_aggregate import MAX_REPORT_BYTES, report_parts, sniff, unpack
-from collectors.feedback.model import ParseError, TlsPolicyResult, TlsReport
+from collectors.feedback.model import TlsPolicyResult, TlsReport
 
 __all__ = ["MAX_REPORT_BYTES", "extract_tls_report", "parse_tls_report_bytes"]
 

@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from checks.errors import InputError, RepmonError
 from collectors.sink.spool import Spool, SpooledMessage
 
 log = logging.getLogger("repmon.sink")
@@ -59,11 +60,11 @@ class BatchProcess:
     close: Callable[[], None] | None = None
 
 
-class RetryLater(Exception):
+class RetryLater(RepmonError):
     """Processing failed for a reason outside the message (store down): keep it, retry."""
 
 
-class Rejected(Exception):
+class Rejected(InputError):
     """A message's failure found elsewhere (in a worker process), with its reason text
     already written: the processor quarantines the message with ``reason``."""
 

@@ -22,6 +22,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from checks.errors import InputError
+
 SUFFIX = ".seg"
 _TAG = b"msg "
 
@@ -35,7 +37,7 @@ class Record:
     raw: bytes
 
 
-class TornSegment(ValueError):
+class TornSegment(InputError):
     """A segment whose tail is incomplete or corrupt; ``records`` are the complete ones."""
 
     def __init__(self, records: list[Record], offset: int) -> None:

@@ -24,9 +24,9 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from collectors.sink.commit import GroupCommit
+from collectors.sink.config import SinkConfig
 from collectors.sink.processor import BatchProcess, Process, SpoolProcessor
 from collectors.sink.spool import Spool
-from monitor.config.sink import SinkConfig
 
 log = logging.getLogger("repmon.sink")
 

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from checks.errors import SpoolError
 from collectors.sink.segment import (
     SUFFIX,
     Record,
@@ -47,10 +48,6 @@ from collectors.sink.segment import (
 log = logging.getLogger("repmon.sink")
 
 SUBDIRS = ("tmp", "new", "done", "quarantine")
-
-
-class SpoolError(OSError):
-    """The spool cannot be written (full disk, permissions, I/O error): answer 451, try later."""
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from checks.errors import CaseNotFound, CaseStateError
 from monitor.cases.model import Case, CaseEvent, severity_rank
 from monitor.cases.timeline import add_event
 from monitor.config import Config
 from monitor.store import Store, utcnow
 from monitor.store.cases import ACKNOWLEDGED, RESOLVED, STATES, case_events, cases
-
-
-class CaseNotFound(LookupError):
-    """No case has this id."""
-
-
-class CaseStateError(ValueError):
-    """The case is in a state that does not allow this."""
 
 
 def case_from_row(row: Any, events: list[CaseEvent] | None = None) -> Case:

@@ -20,8 +20,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from checks.errors import ParseError
 from collectors.feedback.attribution import SendingIpRules
-from collectors.feedback.model import ParseError, Report
+from collectors.feedback.model import Report
 from collectors.feedback.parse import SavedMessage, parse_saved, read_saved
 from collectors.feedback.pipeline import ATTRIBUTABLE, Event, build_events, ingest_report
 from monitor.config import ConfigError, load_config

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from collectors.sweep.dnsbl import sweep_dnsbl
-from collectors.sweep.hygiene import sweep_hygiene
+from collectors.registry import sweeps
+from collectors.unit import SweepContext
 from monitor.cli import UsageError
 from monitor.config import Config, load_config
 from monitor.inventory import Inventory, InventoryError
@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=[common],
         help="check the whole inventory once and record the results",
     )
-    p.add_argument("--only", choices=("dnsbl", "hygiene"), help="run one sweep only")
+    p.add_argument(
+        "--only", choices=[c.name for c in sweeps()], help="run one collector's sweep only"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -53,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
     recorder = StoreRecorder(store, inventory, writer)
     progress = False if args.no_progress else None
     try:
-        if args.only in (None, "dnsbl"):
-            print(sweep_dnsbl(config, inventory, recorder, progress).line())
-        if args.only in (None, "hygiene"):
-            print(asyncio.run(sweep_hygiene(config, inventory, recorder, progress)).line())
+        for unit in sweeps():
+            if args.only not in (None, unit.name) or unit.sweep is None:
+                continue
+            section = unit.config_of(config)
+            ctx = SweepContext(section, config.resolver, inventory, recorder, progress)
+            print(asyncio.run(unit.sweep(ctx)).line())
     finally:
         if writer is not None:
             writer.flush()

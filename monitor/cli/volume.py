@@ -8,8 +8,8 @@ import json
 import os
 from pathlib import Path
 
-from collectors.postfix_log import read_log
-from collectors.volume import VolumeError, record_many, record_sent
+from collectors.volume.postfix_log import read_log
+from collectors.volume.sent import VolumeError, record_many, record_sent
 from monitor.cli import UsageError
 from monitor.config import load_config
 from monitor.store import Store, utcnow

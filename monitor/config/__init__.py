@@ -11,22 +11,20 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
-from monitor.config.base import Section, parse_duration
+from checks.errors import ConfigError
+from collectors.config import ResolverConfig, Section, parse_duration
+from collectors.dnsbl.config import DnsblConfig, ZoneConfig
+from collectors.feedback.config import FeedbackConfig
+from collectors.registry import COLLECTORS
+from collectors.sink.config import SinkConfig
 from monitor.config.cases import EnforceConfig, NotifyConfig, RulesConfig
-from monitor.config.core import (
-    DomainConfig,
-    InventoryConfig,
-    PoolConfig,
-    ResolverConfig,
-    StoreConfig,
-)
-from monitor.config.daemon import ApiConfig, RetentionConfig, ScheduleConfig
-from monitor.config.dnsbl import DnsblConfig, ZoneConfig
+from monitor.config.core import DomainConfig, InventoryConfig, PoolConfig, StoreConfig
+from monitor.config.daemon import ApiConfig, RetentionConfig, ScheduleBase, ScheduleConfig
 from monitor.config.influxdb import InfluxConfig
-from monitor.config.sink import FeedbackConfig, SinkConfig
 
 __all__ = [
     "ApiConfig",
@@ -37,12 +35,14 @@ __all__ = [
     "EnforceConfig",
     "FeedbackConfig",
     "InfluxConfig",
+    "CoreConfig",
     "InventoryConfig",
     "NotifyConfig",
     "PoolConfig",
     "ResolverConfig",
     "RetentionConfig",
     "RulesConfig",
+    "ScheduleBase",
     "ScheduleConfig",
     "Section",
     "SinkConfig",
@@ -54,17 +54,12 @@ __all__ = [
 ]
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file and key."""
+class CoreConfig(Section):
+    """The application's own sections; each collector's section is added from the registry."""
 
-
-class Config(Section):
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
-    dnsbl: DnsblConfig = Field(default_factory=DnsblConfig)
     inventory: InventoryConfig = Field(default_factory=InventoryConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
-    sink: SinkConfig = Field(default_factory=SinkConfig)
-    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     influxdb: InfluxConfig | None = None
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
@@ -72,6 +67,26 @@ class Config(Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+_SECTIONS: dict[str, Any] = {
+    c.section: (c.config_model, Field(default_factory=c.config_model))
+    for c in COLLECTORS
+    if c.section and c.config_model
+}
+
+if TYPE_CHECKING:
+
+    class Config(CoreConfig):
+        """Typed view of the sections the application itself reads by attribute; a new
+        collector's section is reached through ``unit.config_of(config)``."""
+
+        dnsbl: DnsblConfig = Field(default_factory=DnsblConfig)
+        sink: SinkConfig = Field(default_factory=SinkConfig)
+        feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+
+else:
+    Config = create_model("Config", __base__=CoreConfig, **_SECTIONS)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

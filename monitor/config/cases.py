@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from monitor.config.base import Section, parse_duration
+from collectors.config import Section, parse_duration
 
 SeverityName = Literal["critical", "high", "medium", "low", "info"]
 

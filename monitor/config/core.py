@@ -5,32 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
-from checks.resolver import Nameserver, parse_nameserver
-from monitor.config.base import Section
-
-
-def _nameserver(text: str) -> str:
-    parse_nameserver(text)
-    return text
-
-
-NameserverText = Annotated[str, AfterValidator(_nameserver)]
-
-
-class ResolverConfig(Section):
-    """``[resolver]``: where DNS questions go."""
-
-    nameservers: list[NameserverText] = Field(default_factory=list)
-    timeout: float = Field(2.0, gt=0, le=60)
-    #: how many times a query that got no answer is sent again (UDP loses packets)
-    retries: int = Field(2, ge=0, le=10)
-    #: queries in flight at once in a sweep
-    concurrency: int = Field(500, ge=1, le=20000)
-
-    def servers(self) -> list[Nameserver]:
-        return [parse_nameserver(t) for t in self.nameservers]
+from collectors.config import Section
 
 
 class StoreConfig(Section):

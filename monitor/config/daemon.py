@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr, field_validator
+from typing import TYPE_CHECKING, Any
 
-from monitor.config.base import Section, parse_duration
+from pydantic import SecretStr, create_model, field_validator
+
+from collectors.config import Section, parse_duration
+from collectors.registry import COLLECTORS
 
 
-class ScheduleConfig(Section):
-    """``[schedule]``: how often each job of ``repmon run`` runs (``"15m"``, ``"1h"``)."""
+class ScheduleBase(Section):
+    """``[schedule]``: how often each job of ``repmon run`` runs (``"15m"``, ``"1h"``).
 
-    dnsbl_sweep: str = "1h"
-    hygiene_sweep: str = "6h"
+    The application's own jobs are declared here; each scheduled collector adds its job
+    key (``dnsbl_sweep``, ``hygiene_sweep``, …) with its default interval from the registry.
+    """
+
     spool: str = "30s"
     evaluate: str = "5m"
     timeseries_flush: str = "30s"
@@ -26,6 +31,14 @@ class ScheduleConfig(Section):
 
     def seconds(self, job: str) -> float:
         return parse_duration(getattr(self, job))
+
+
+_JOBS: dict[str, Any] = {c.job: (str, c.interval) for c in COLLECTORS if c.job and c.interval}
+
+if TYPE_CHECKING:
+    ScheduleConfig = ScheduleBase
+else:
+    ScheduleConfig = create_model("ScheduleConfig", __base__=ScheduleBase, **_JOBS)
 
 
 class RetentionConfig(Section):

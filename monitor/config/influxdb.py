@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from monitor.config.base import Section
+from collectors.config import Section
 
 
 class InfluxConfig(Section):

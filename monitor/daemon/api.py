@@ -166,7 +166,7 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     @app.post("/v1/volume", dependencies=auth, summary="Report messages sent by an IP")
     async def volume(body: VolumeBody) -> dict[str, Any]:
-        from collectors.volume import record_sent
+        from collectors.volume.sent import record_sent
 
         at = body.at or dt.datetime.now(dt.UTC)
         if at.tzinfo is None:

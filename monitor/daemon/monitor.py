@@ -30,9 +30,10 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from collectors.registry import sweeps
 from collectors.sink import Sink
-from collectors.sweep.dnsbl import sweep_dnsbl
-from collectors.sweep.hygiene import sweep_hygiene
+from collectors.sweep import SweepSummary
+from collectors.unit import Collector, SweepContext
 from monitor.config import Config
 from monitor.daemon.leader import Leadership
 from monitor.daemon.metrics import Metrics
@@ -45,14 +46,20 @@ from monitor.store.jobs import note_job
 
 log = logging.getLogger("repmon.run")
 
-#: job name -> runs only on the leader
-JOBS: dict[str, bool] = {
-    "dnsbl_sweep": True,
-    "hygiene_sweep": True,
+#: the application's own jobs -> runs only on the leader; each scheduled collector adds its
+#: job (``dnsbl_sweep``, ``hygiene_sweep``, …) from the registry
+OWN_JOBS: dict[str, bool] = {
     "evaluate": True,
     "timeseries_flush": False,
     "spool": False,
     "housekeeping": True,
+}
+#: job name -> the collector it runs
+COLLECTOR_JOBS: dict[str, Collector] = {c.job: c for c in sweeps() if c.job}
+#: every job -> runs only on the leader
+JOBS: dict[str, bool] = {
+    **{job: unit.leader_only for job, unit in COLLECTOR_JOBS.items()},
+    **OWN_JOBS,
 }
 LEADER_REFRESH_SECONDS = 5.0
 
@@ -99,7 +106,7 @@ class Monitor:
         now = dt.datetime.now(dt.UTC)
         for job in JOBS:
             interval = self.config.schedule.seconds(job)
-            first = now + dt.timedelta(seconds=2 if job in ("dnsbl_sweep", "hygiene_sweep") else 1)
+            first = now + dt.timedelta(seconds=2 if job in COLLECTOR_JOBS else 1)
             self.scheduler.add_job(
                 self._runner(job),
                 "interval",
@@ -230,7 +237,8 @@ class Monitor:
 
     def _runner(self, job: str) -> Callable[[], Awaitable[None]]:
         leader_only = JOBS[job]
-        body = getattr(self, f"job_{job}")
+        unit = COLLECTOR_JOBS.get(job)
+        body = self._sweep_job(unit) if unit is not None else getattr(self, f"job_{job}")
 
         async def run() -> None:
             if leader_only and not self.leadership.is_leader:
@@ -269,17 +277,23 @@ class Monitor:
             next_run=next_run,
         )
 
-    async def job_dnsbl_sweep(self) -> None:
-        summary = await asyncio.to_thread(
-            sweep_dnsbl, self.config, self.inventory, self.recorder, False
-        )
-        self._sweep_metrics(summary)
+    def _sweep_job(self, unit: Collector) -> Callable[[], Awaitable[None]]:
+        assert unit.sweep is not None
+        sweep = unit.sweep
 
-    async def job_hygiene_sweep(self) -> None:
-        summary = await sweep_hygiene(self.config, self.inventory, self.recorder, False)
-        self._sweep_metrics(summary)
+        async def body() -> None:
+            ctx = SweepContext(
+                section=unit.config_of(self.config),
+                resolver=self.config.resolver,
+                targets=self.inventory,
+                recorder=self.recorder,
+                progress=False,
+            )
+            self._sweep_metrics(await sweep(ctx))
 
-    def _sweep_metrics(self, summary: Any) -> None:
+        return body
+
+    def _sweep_metrics(self, summary: SweepSummary) -> None:
         self.metrics.sweep_duration.labels(summary.sweep).set(summary.duration)
         self.metrics.sweep_unknown_ratio.labels(summary.sweep).set(
             summary.unknown / summary.results if summary.results else 0

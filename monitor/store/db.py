@@ -14,11 +14,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from checks.errors import StoreError
+
 metadata = sa.MetaData()
-
-
-class StoreError(Exception):
-    """The store cannot be reached or used; the message says which URL (without password)."""
 
 
 def utcnow() -> dt.datetime:

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from checks.errors import UsageError
 from monitor.timeseries.line import line_timestamp
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 SUFFIX = ".lp"
 
 
-class BufferBusy(RuntimeError):
+class BufferBusy(UsageError):
     """Another writer (in this or another process) holds the buffer dir: give each its own."""
 
 

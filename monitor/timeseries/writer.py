@@ -32,6 +32,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from checks.errors import RepmonError
 from monitor.config.influxdb import InfluxConfig
 from monitor.timeseries.queue import BufferBusy, SegmentQueue, describe
 
@@ -66,7 +67,7 @@ class NullWriter:
         return None
 
 
-class _Retry(Exception):
+class _Retry(RepmonError):
     """The server could not take the batch now (unreachable, 429, 5xx)."""
 
     def __init__(self, reason: str, after: float | None = None) -> None:
@@ -74,11 +75,11 @@ class _Retry(Exception):
         self.after = after
 
 
-class _Keep(Exception):
+class _Keep(RepmonError):
     """The server refused us, not the data (401/403/404): keep the batch, stop this flush."""
 
 
-class _BadData(Exception):
+class _BadData(RepmonError):
     """The server refused the data (400/413/422): quarantine the batch."""
 
 
