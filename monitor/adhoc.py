@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from checks.dnsbl import Target, TargetError, Zone, check_targets
 from checks.dnsbl.transport import BulkResolver
 from checks.errors import UsageError
+from checks.hygiene import check_domain, check_ip
 from checks.resolver import Nameserver
 from checks.result import CheckResult
 from monitor.config import Config
@@ -103,10 +104,6 @@ async def _hygiene(
     request: CheckRequest,
     nameservers: Sequence[Nameserver],
 ) -> list[CheckResult]:
-    try:
-        from checks.hygiene import check_domain, check_ip
-    except ImportError:  # pragma: no cover - hygiene checks not installed
-        return []
     timeout = config.resolver.timeout
     jobs = []
     for t in targets:

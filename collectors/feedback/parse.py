@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from checks.errors import ParseError
+from collectors.feedback import arf, bounces, dmarc_aggregate, dmarc_failure, tlsrpt
 from collectors.feedback.mime import read_structure
 from collectors.feedback.model import Report
 
@@ -61,7 +62,6 @@ def parse_message(raw: bytes) -> Report:
 
 def parse_email(msg: Message) -> Report:
     """As :func:`parse_message`, for a message already parsed."""
-    from collectors.feedback import arf, dmarc_failure
 
     subject = decoded_header(msg, "Subject")
     failure = _guarded(dmarc_failure.parse_dmarc_failure, msg)
@@ -98,7 +98,6 @@ def _declared_dsn(msg: Message) -> bool:
 
 def _report(msg: Message, subject: str) -> Report | None:
     """A DMARC aggregate or TLS report carried by the message; None when it has neither."""
-    from collectors.feedback import dmarc_aggregate, tlsrpt
 
     xml = _guarded(dmarc_aggregate.extract_aggregate, msg)
     # an archive that unpacks to something other than XML (malware in a .zip) is no report
@@ -113,7 +112,6 @@ def _report(msg: Message, subject: str) -> Report | None:
 
 
 def _bounce(msg: Message, subject: str) -> Report | None:
-    from collectors.feedback import bounces
 
     bounce = _guarded(bounces.detect_bounce, msg)
     if bounce is None:
@@ -124,7 +122,6 @@ def _bounce(msg: Message, subject: str) -> Report | None:
 
 def parse_report_file(data: bytes, form: Form) -> Report:
     """A raw DMARC aggregate (xml/gz/zip) or TLS report (json/gz) file, not wrapped in mail."""
-    from collectors.feedback import dmarc_aggregate, tlsrpt
 
     if form == "tls-file":
         return Report("tls-report", tls=_guarded(tlsrpt.parse_tls_report_bytes, data))

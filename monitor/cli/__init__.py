@@ -3,7 +3,9 @@
 Each sub-command lives in its own module here with a ``register(subparsers,
 common)`` function; :data:`COMMANDS` lists them in help order. Exit status:
 0 fine, 1 a problem was found, 2 usage or configuration error, 3 nothing
-wrong found but something could not be checked.
+wrong found but something could not be checked, 4 the store or the spool is
+unavailable. Errors are caught once, here: every error repmon raises on purpose
+is a :class:`checks.errors.RepmonError` carrying its exit status.
 """
 
 from __future__ import annotations
@@ -14,18 +16,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from checks.errors import EXIT_USAGE, RepmonError, UsageError
 from monitor import __version__
-from monitor.config import ConfigError
-from monitor.store import StoreError
+from monitor.logs import setup_logging
 
 #: sub-command modules of this package, in the order ``repmon --help`` lists them
 COMMANDS = ["check", "sweep", "status", "ingest", "sink", "cases", "evaluate", "volume", "run"]
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad arguments: printed and exit status 2."""
+__all__ = ["COMMANDS", "EXIT_USAGE", "UsageError", "build_parser", "main", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from monitor.logs import setup_logging
-
     setup_logging(verbose=args.verbose, as_json=args.log_json)
     try:
         code = args.func(args)
-    except (ConfigError, UsageError) as exc:
+    except RepmonError as exc:
         print(f"repmon: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:
-        print(f"repmon: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
     return int(code or 0)

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import ssl
 
+from checks.errors import InventoryError
 from monitor.config import ConfigError, load_config
+from monitor.daemon import Monitor
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,9 +25,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Monitor
-    from monitor.inventory import InventoryError
-
     config = load_config(args.config)
     try:
         monitor = Monitor(config, args.instance)

@@ -12,6 +12,7 @@ from monitor.config import load_config
 from monitor.store import Store
 from monitor.store.checks import current_problems, sweep_runs
 from monitor.store.jobs import job_table
+from monitor.views import problem_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -72,24 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "problems": [
-                    {
-                        "target": p.target,
-                        "check": p.check,
-                        "source": p.source,
-                        "severity": p.severity,
-                        "detail": p.detail,
-                        "since": p.since.isoformat(),
-                        "last_checked": p.checked_at.isoformat(),
-                        "last_unknown": p.last_unknown_at.isoformat()
-                        if p.last_unknown_at
-                        else None,
-                        "pool": p.pool,
-                        "customer": p.customer,
-                        **{k: p.data.get(k) for k in ("codes", "meaning", "reason", "delist")},
-                    }
-                    for p in problems
-                ],
+                "problems": [problem_json(p) for p in problems],
                 "sweeps": sweeps,
                 "jobs": jobs,
             }

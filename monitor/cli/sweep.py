@@ -14,6 +14,7 @@ from monitor.inventory import Inventory, InventoryError
 from monitor.recorder import StoreRecorder
 from monitor.store import Store
 from monitor.timeseries import PointWriter
+from monitor.timeseries import open_writer as _open
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -33,8 +34,6 @@ def open_writer(config: Config) -> PointWriter | None:
     """The time-series writer of ``[influxdb]``, or None when it is not configured."""
     if config.influxdb is None:
         return None
-    from monitor.timeseries import open_writer as _open
-
     # its own buffer sub-directory: a running `repmon run` holds the main one
     return _open(config.influxdb, name="sweep")
 

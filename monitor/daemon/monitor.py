@@ -28,21 +28,26 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from collectors.registry import sweeps
 from collectors.sink import Sink
 from collectors.sweep import SweepSummary
 from collectors.unit import Collector, SweepContext
+from monitor.api import create_app
+from monitor.cases import deliver_notifications, evaluate
 from monitor.config import Config
 from monitor.daemon.leader import Leadership
 from monitor.daemon.metrics import Metrics
 from monitor.exporter import Exporter
 from monitor.housekeeping import housekeeping
+from monitor.intake import make_process
 from monitor.inventory import Inventory
 from monitor.recorder import StoreRecorder
 from monitor.store import Store, utcnow
 from monitor.store.jobs import note_job
+from monitor.timeseries import open_writer
 
 log = logging.getLogger("repmon.run")
 
@@ -70,8 +75,6 @@ class Monitor:
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.inventory = Inventory.from_config(config)
         self.store = Store.open(config.store.url)
-        from monitor.timeseries import open_writer
-
         self.writer = open_writer(config.influxdb)
         self.metrics = Metrics()
         self.leadership = Leadership(self.store, self.instance)
@@ -90,8 +93,6 @@ class Monitor:
         self.started_at = utcnow()
 
     def _make_process(self) -> Any:
-        from monitor.intake import make_process
-
         return make_process(self.config, self.store)
 
     # ---- lifecycle ---------------------------------------------------------
@@ -154,11 +155,24 @@ class Monitor:
             ", ".join(c.resolver.nameservers) or "system (/etc/resolv.conf)",
         )
 
+    # ---- what the API sees (monitor.api.seam.Daemon) -----------------------
+
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader
+
+    def spool_depth(self) -> int:
+        return self.sink.spool.depth()
+
+    def timeseries_pending(self) -> int:
+        return self.writer.pending()
+
+    def metrics_text(self) -> bytes:
+        self.metrics.spool_depth.set(self.spool_depth())
+        self.metrics.buffer_depth.set(self.timeseries_pending())
+        self.metrics.leader.set(1 if self.is_leader() else 0)
+        return self.metrics.render()
+
     async def _start_api(self) -> None:
-        import uvicorn
-
-        from monitor.daemon.api import create_app
-
         host, _, port = self.config.api.listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         uv_config = uvicorn.Config(
@@ -302,8 +316,6 @@ class Monitor:
             self.metrics.zone_unknown.labels(summary.sweep, source).set(n)
 
     async def job_evaluate(self) -> None:
-        from monitor.cases import deliver_notifications, evaluate
-
         summary = await asyncio.to_thread(evaluate, self.store, self.config)
         log.info("evaluate: %s", summary)
         delivery = await asyncio.to_thread(deliver_notifications, self.store, self.config)

@@ -1,0 +1,59 @@
+"""``/v1/cases``: the case queue, one case, and the analyst's actions on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+
+from monitor.api.auth import token_check
+from monitor.api.seam import Daemon
+from monitor.cases import Case, acknowledge, add_note, get_case, list_cases, resolve
+
+
+class ResolveBody(BaseModel):
+    note: str = Field(min_length=1, description="why the case is resolved")
+
+
+class NoteBody(BaseModel):
+    text: str = Field(min_length=1)
+
+
+def router(daemon: Daemon) -> APIRouter:
+    r = APIRouter()
+    auth = [Depends(token_check(daemon))]
+
+    async def change(fn: Callable[..., Case], *args: Any, **kw: Any) -> dict[str, Any]:
+        case = await asyncio.to_thread(fn, daemon.store, *args, **kw)
+        return case.to_json()
+
+    @r.get("/v1/cases", summary="The case queue")
+    async def cases_list(
+        state: str | None = None, severity: str | None = None, type: str | None = None
+    ) -> list[dict[str, Any]]:
+        try:
+            found = await asyncio.to_thread(list_cases, daemon.store, state, severity, type)
+        except ValueError as exc:  # an unknown state, severity or type
+            raise HTTPException(422, str(exc)) from None
+        return [c.to_json() for c in found]
+
+    @r.get("/v1/cases/{case_id}", summary="One case with its evidence and timeline")
+    async def case_show(case_id: int) -> dict[str, Any]:
+        return (await asyncio.to_thread(get_case, daemon.store, case_id)).to_json()
+
+    @r.post("/v1/cases/{case_id}/ack", dependencies=auth, summary="Acknowledge a case")
+    async def case_ack(case_id: int) -> dict[str, Any]:
+        return await change(acknowledge, case_id, actor="api")
+
+    @r.post("/v1/cases/{case_id}/resolve", dependencies=auth, summary="Resolve with a note")
+    async def case_resolve(case_id: int, body: ResolveBody) -> dict[str, Any]:
+        return await change(resolve, case_id, body.note, config=daemon.config, actor="api")
+
+    @r.post("/v1/cases/{case_id}/notes", dependencies=auth, summary="Add a note")
+    async def case_note(case_id: int, body: NoteBody) -> dict[str, Any]:
+        return await change(add_note, case_id, body.text, actor="api")
+
+    return r
