@@ -314,8 +314,9 @@ def bench_pipeline(messages: list[bytes], store_url: str, batch: int = 200) -> d
     process, no SMTP: the processor's ceiling. Also its CPU milliseconds per message."""
     import datetime as dt
 
-    from collectors.feedback.pipeline import SpooledItem, ingest_batch
+    from collectors.feedback.pipeline import SpooledItem
     from monitor.config import parse_config
+    from monitor.feedback_intake import ingest_batch
     from monitor.inventory import Inventory
     from monitor.store import Store
 

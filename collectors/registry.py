@@ -8,7 +8,7 @@ sample valid, every README embedding its sample) and checks each check name is d
 
 from __future__ import annotations
 
-from collectors import dnsbl, feedback, hygiene, sink, volume
+from collectors import dnsbl, feedback, hygiene, postmaster, sink, snds, volume
 from collectors.unit import Collector
 
 COLLECTORS: tuple[Collector, ...] = (
@@ -17,6 +17,8 @@ COLLECTORS: tuple[Collector, ...] = (
     sink.UNIT,
     feedback.UNIT,
     volume.UNIT,
+    snds.UNIT,
+    postmaster.UNIT,
 )
 
 #: check name (the ``check`` of a result) -> document
@@ -32,6 +34,12 @@ CHECKS: dict[str, str] = {
     "dnssec": "docs/hygiene.md",
     "ptr": "docs/hygiene.md",
     "spf-authorizes": "docs/hygiene.md",
+    "snds": "collectors/snds/README.md",
+    "snds-blocked": "collectors/snds/README.md",
+    "gmail-spam-rate": "collectors/postmaster/README.md",
+    "gmail-reputation": "collectors/postmaster/README.md",
+    "gmail-auth": "collectors/postmaster/README.md",
+    "gmail-compliance": "collectors/postmaster/README.md",
 }
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,11 @@ class Recorder(Protocol):
     """Where a sweep's results go (store and time series behind it)."""
 
     def record(self, sweep: str, results: Sequence[CheckResult], at: dt.datetime) -> None: ...
+
+    def keep(self, collector: str, report: object, at: dt.datetime) -> None:
+        """A collector's own rows (a provider's daily data, say): the application stores
+        and exports what it knows of that collector's report, and ignores the rest."""
+        ...
 
     def finish(self, summary: SweepSummary) -> None: ...
 
@@ -75,3 +81,27 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self.total:
             sys.stderr.write("\n")
+
+
+class Report(Protocol):
+    """What a report-fetching collector returns: results for the recorder, and its rows."""
+
+    results: list[CheckResult]
+    errors: list[str]
+
+
+async def report_sweep(
+    name: str, recorder: Recorder, fetch: Callable[[], Report], targets: int = 0
+) -> SweepSummary:
+    """Run a blocking ``fetch`` off the event loop, hand its results and rows to the recorder."""
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    report = await asyncio.to_thread(fetch)
+    at = dt.datetime.now(dt.UTC)
+    recorder.record(name, report.results, at)
+    recorder.keep(name, report, at)
+    summary = SweepSummary(name, started, targets=targets)
+    summary.add(report.results)
+    summary.duration = time.monotonic() - t0
+    recorder.finish(summary)
+    return summary

@@ -11,6 +11,7 @@ config with the sample embedded, what it emits, how it fails).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ class SweepContext:
     recorder: Recorder
     #: a progress bar on stderr: True, False, or None for "when stderr is a terminal"
     progress: bool | None = None
+    #: set when the application is stopping: a sweep ends at its next chunk
+    stop: threading.Event | None = None
 
 
 Sweep = Callable[[SweepContext], Coroutine[Any, Any, SweepSummary]]

@@ -13,16 +13,17 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from monitor.inventory import Inventory
-from monitor.store import Store, utcnow
-from monitor.store.feedback import (
-    BUCKET_SECONDS,
-    dmarc_records,
-    feedback_counts,
-    feedback_events,
-    sent_volume,
+from monitor.store import BUCKET_SECONDS, Store, Tx, utcnow
+from monitor.store.cases import open_case_counts
+from monitor.store.series import (
+    dmarc_records_after,
+    events_after,
+    feedback_counts_in,
+    last_event_id,
+    last_ids,
+    sent_buckets_since,
+    sent_volume_in,
 )
 
 
@@ -55,16 +56,13 @@ class Exporter:
     def for_new_rows(cls, store: Store, writer: Any, inventory: Inventory, **kw: Any) -> Exporter:
         """An exporter whose exports cover only rows stored after this call (``repmon ingest``)."""
         ex = cls(store, writer, inventory, **kw)
-        with store.begin() as conn:
-            ex._event_id = conn.execute(sa.select(sa.func.max(feedback_events.c.id))).scalar() or 0
-            ex._dmarc_id = conn.execute(sa.select(sa.func.max(dmarc_records.c.id))).scalar() or 0
+        ex._event_id, ex._dmarc_id = last_ids(store)
         ex._since = None
         ex._first = False
         return ex
 
     def export(self, now: dt.datetime | None = None) -> int:
         """Write points for what changed since the last call; return how many lines."""
-        from monitor.cases.queue import open_case_counts
         from monitor.timeseries.schema import (
             case_points,
             dmarc_points,
@@ -77,51 +75,30 @@ class Exporter:
         with self.store.begin() as conn:
             buckets = self._touched_buckets(conn, now)
             if buckets:
-                rows = conn.execute(
-                    sa.select(feedback_counts).where(feedback_counts.c.bucket_start.in_(buckets))
-                )
-                lines += feedback_points([dict(r._mapping) for r in rows], **self._providers)
-                rows = conn.execute(
-                    sa.select(sent_volume).where(sent_volume.c.bucket_start.in_(buckets))
-                )
-                lines += sent_points([dict(r._mapping) for r in rows], self.inventory.owners)
-            new_dmarc = conn.execute(
-                sa.select(dmarc_records)
-                .where(dmarc_records.c.id > self._dmarc_id)
-                .order_by(dmarc_records.c.id)
-            ).all()
+                lines += feedback_points(feedback_counts_in(conn, buckets), **self._providers)
+                lines += sent_points(sent_volume_in(conn, buckets), self.inventory.owners)
+            new_dmarc = dmarc_records_after(conn, self._dmarc_id)
             if new_dmarc:
-                self._dmarc_id = new_dmarc[-1].id
-                lines += dmarc_points([dict(r._mapping) for r in new_dmarc])
+                self._dmarc_id = new_dmarc[-1]["id"]
+                lines += dmarc_points(new_dmarc)
         counts = open_case_counts(self.store)
         lines += case_points(counts, now)
         if lines:
             self.writer.write(lines)
         return len(lines)
 
-    def _touched_buckets(self, conn: sa.Connection, now: dt.datetime) -> list[dt.datetime]:
+    def _touched_buckets(self, conn: Tx, now: dt.datetime) -> list[dt.datetime]:
         """Buckets with new events since the last export, the current and previous hour,
         and (first call) every bucket in the lookback."""
         buckets = {_bucket(now), _bucket(now - dt.timedelta(seconds=BUCKET_SECONDS))}
-        q = sa.select(feedback_events.c.id, feedback_events.c.received_at).where(
-            feedback_events.c.id > self._event_id
-        )
-        if self._first and self._since is not None:
-            q = q.where(feedback_events.c.received_at >= self._since)
+        lookback = self._since if self._first else None
         last = self._event_id
-        for row in conn.execute(q):
-            buckets.add(_bucket(row.received_at))
-            last = max(last, row.id)
-        if self._first and self._since is not None:
-            last = max(
-                last, conn.execute(sa.select(sa.func.max(feedback_events.c.id))).scalar() or 0
-            )
-            for (b,) in conn.execute(
-                sa.select(sent_volume.c.bucket_start)
-                .where(sent_volume.c.bucket_start >= _bucket(self._since))
-                .distinct()
-            ):
-                buckets.add(b)
+        for event_id, received_at in events_after(conn, self._event_id, lookback):
+            buckets.add(_bucket(received_at))
+            last = max(last, event_id)
+        if lookback is not None:
+            last = max(last, last_event_id(conn))
+            buckets.update(sent_buckets_since(conn, _bucket(lookback)))
         self._event_id = last
         self._first = False
         return sorted(buckets)

@@ -1,4 +1,4 @@
-"""The intake behind every sink: spooled messages → the feedback pipeline → the store.
+"""The intake behind every sink: spooled messages → the feedback intake → the store.
 
 :func:`make_process` gives the spool processor its batch callback. With more than one CPU,
 parsing and storing run in one worker process with its own store connection, so the SMTP
@@ -17,12 +17,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
+from checks.errors import StoreError, StoreUnavailable
 from collectors.sink import BatchProcess, Rejected, RetryLater, SpooledMessage
 from collectors.sink.processor import reason_text
 from monitor.config import Config
-from monitor.store import Store, StoreError
+from monitor.store import Store
 
 if TYPE_CHECKING:
     from collectors.feedback.pipeline import SpooledItem
@@ -40,7 +39,7 @@ def make_process(config: Config, store: Store) -> BatchProcess | None:
     not share the SMTP side's interpreter lock; otherwise in a thread, on ``store``.
     """
     try:
-        from collectors.feedback.pipeline import ingest_batch
+        from monitor.feedback_intake import ingest_batch
     except ImportError as exc:
         log.warning("feedback pipeline unavailable (%s): messages are spooled only", exc)
         return None
@@ -63,8 +62,9 @@ def make_process(config: Config, store: Store) -> BatchProcess | None:
     return BatchProcess(run)
 
 
-#: what a store that cannot be reached raises: the batch waits, it is not the messages' fault
-STORE_DOWN = (StoreError, sa.exc.OperationalError, sa.exc.InterfaceError)
+#: what a store that cannot be reached raises (the store translates its driver's errors):
+#: the batch waits, it is not the messages' fault
+STORE_DOWN = (StoreUnavailable,)
 
 
 def _item(msg: SpooledMessage, raw: bytes) -> SpooledItem:
@@ -144,11 +144,14 @@ def _worker_start(config: Config) -> None:
 def _worker_ingest(items: list[SpooledItem]) -> list[BaseException | None]:
     """In the worker: ingest a batch; per-message failures come back as :class:`Rejected`
     (their reason written here, where the traceback is), store outages as RetryLater."""
-    from collectors.feedback.pipeline import ingest_batch
+    from monitor.feedback_intake import ingest_batch
 
     try:
         if _WORKER["store"] is None:
-            _WORKER["store"] = Store.open(_WORKER["config"].store.url)
+            try:
+                _WORKER["store"] = Store.open(_WORKER["config"].store.url)
+            except StoreError as exc:  # not opened yet, whatever the reason: try later
+                raise StoreUnavailable(str(exc)) from None
         results = ingest_batch(_WORKER["store"], _WORKER["config"], _WORKER["inventory"], items)
     except STORE_DOWN as exc:
         raise RetryLater(f"store unavailable: {exc}") from None

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from checks.result import CheckResult
 from collectors.sweep import SweepSummary
 from monitor.inventory import Inventory
 from monitor.store import Store
-from monitor.store.checks import StateChange, record_results, sweep_runs
+from monitor.store.checks import StateChange, record_results, record_sweep
+from monitor.timeseries.schema import check_points, sweep_points
+
+#: collector name -> what stores its report's own rows (collectors without rows have none)
+KEEPERS: dict[str, Callable[[Store, Any, dt.datetime], None]] = {}
 
 log = logging.getLogger("repmon.recorder")
 
@@ -33,27 +37,17 @@ class StoreRecorder:
                 "%s %s %s: %s -> %s", c.check, c.target, c.source or "-", c.old_status, c.new_status
             )
         if self.writer is not None:
-            from monitor.timeseries.schema import check_points
-
             self.writer.write(check_points(results, at, self.inventory.owners))
 
-    def finish(self, summary: SweepSummary) -> None:
-        with self.store.begin() as conn:
-            conn.execute(
-                sweep_runs.insert().values(
-                    sweep=summary.sweep,
-                    started_at=summary.started,
-                    duration=summary.duration,
-                    targets=summary.targets,
-                    ok=summary.ok,
-                    problem=summary.problem,
-                    unknown=summary.unknown,
-                    unknown_by_source=summary.unknown_by_source,
-                )
-            )
-        if self.writer is not None:
-            from monitor.timeseries.schema import sweep_points
+    def keep(self, collector: str, report: object, at: dt.datetime) -> None:
+        """A collector's own rows: stored by the keeper registered for that collector."""
+        keeper = KEEPERS.get(collector)
+        if keeper is not None:
+            keeper(self.store, report, at)
 
+    def finish(self, summary: SweepSummary) -> None:
+        record_sweep(self.store, summary)
+        if self.writer is not None:
             self.writer.write(
                 sweep_points(
                     summary.sweep,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 import time
 from collections.abc import Sequence
 
@@ -36,6 +37,7 @@ def sweep_dnsbl(
     recorder: Recorder,
     progress: bool | None = None,
     targets: Sequence[Target] | None = None,
+    stop: threading.Event | None = None,
 ) -> SweepSummary:
     """Run one blocklist sweep (blocking); results are handed to ``recorder`` chunk by chunk."""
     started = dt.datetime.now(dt.UTC)
@@ -53,6 +55,8 @@ def sweep_dnsbl(
     )
     try:
         for i in range(0, len(targets), CHUNK_TARGETS):
+            if stop is not None and stop.is_set():
+                break  # stopping: what was checked is recorded, the rest waits for next time
             chunk = targets[i : i + CHUNK_TARGETS]
             results = check_targets(chunk, zones, resolver, key)
             recorder.record("dnsbl", results, dt.datetime.now(dt.UTC))
@@ -68,6 +72,7 @@ def sweep_dnsbl(
 
 async def run(ctx: SweepContext) -> SweepSummary:
     """The scheduled sweep: the whole inventory, off the event loop."""
+    dnsbl, resolver, watched = ctx.section, ctx.resolver, ctx.targets
     return await asyncio.to_thread(
-        sweep_dnsbl, ctx.section, ctx.resolver, ctx.targets, ctx.recorder, ctx.progress
+        sweep_dnsbl, dnsbl, resolver, watched, ctx.recorder, ctx.progress, stop=ctx.stop
     )

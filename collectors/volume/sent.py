@@ -1,9 +1,11 @@
 """Sent volume: how many messages each sending IP sent, per hour (the rate rules' denominator).
 
-An MTA (or anything that knows) reports counts with :func:`record_sent`;
-the Postfix log reader (``collectors/postfix_log.py``), ``repmon volume add``
-and the daemon's HTTP endpoint all call it. Counts add up within an hourly
-bucket per (IP, source): reporting 10 then 5 for the same hour gives 15.
+An MTA (or anything that knows) reports counts: ``repmon volume add``, the daemon's
+``POST /v1/volume`` and the Postfix log reader (:mod:`collectors.volume.postfix_log`). This
+module validates them and merges them into :class:`SentCount` rows, one per (hourly bucket,
+IP, source); the application adds those to the store
+(``monitor.store.volume.add_sent``), where counts add up within a bucket: reporting 10 then
+5 for the same hour gives 15.
 """
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Mapping
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from dataclasses import dataclass
 
 from checks.errors import UsageError
-from monitor.store import Store
-from monitor.store.feedback import BUCKET_SECONDS, sent_volume
+
+#: length of one bucket, in seconds (the store's ``BUCKET_SECONDS``: collectors cannot
+#: import it, tests/monitor/store/test_schema.py checks that the two agree)
+BUCKET_SECONDS = 3600
 
 
 class VolumeError(UsageError, ValueError):
     """A count that cannot be recorded: bad IP, negative count, naive time; says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentCount:
+    """Messages ``sending_ip`` sent in the hour starting ``bucket_start``, per ``source``."""
+
+    bucket_start: dt.datetime
+    sending_ip: str
+    source: str
+    count: int
 
 
 def bucket_of(at: dt.datetime) -> dt.datetime:
@@ -32,59 +44,34 @@ def bucket_of(at: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def _ip(text: str) -> str:
+def normal_ip(text: str) -> str:
+    """``text`` as an IP address in its normal form; raises :class:`VolumeError` if it is none."""
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         raise VolumeError(f"{text!r} is not an IP address") from None
 
 
-def record_sent(store: Store, ip: str, count: int, at: dt.datetime, source: str = "api") -> None:
-    """Add ``count`` messages sent by ``ip`` in the hour holding ``at``, reported by ``source``.
+def sent_count(ip: str, count: int, at: dt.datetime, source: str = "api") -> SentCount:
+    """``count`` messages sent by ``ip`` in the hour holding ``at``, reported by ``source``.
 
     Raises :class:`VolumeError` for a bad IP, a negative count or a naive time.
     """
-    record_many(store, {(_ip(ip), bucket_of(at)): count}, source)
+    [row] = sent_counts({(normal_ip(ip), bucket_of(at)): count}, source)
+    return row
 
 
-def record_many(store: Store, counts: Mapping[tuple[str, dt.datetime], int], source: str) -> int:
-    """Add many ``(ip, any time in the hour) -> count``; return the number of buckets touched."""
+def sent_counts(counts: Mapping[tuple[str, dt.datetime], int], source: str) -> list[SentCount]:
+    """Many ``(ip, any time in the hour) -> count``, merged into one row per IP and hour.
+
+    Raises :class:`VolumeError` for a bad IP, count, time or source (1-32 characters).
+    """
     merged: dict[tuple[str, dt.datetime], int] = {}
     for (ip, at), n in counts.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise VolumeError(f"count for {ip} must be a whole number >= 0, got {n!r}")
-        key = (_ip(ip), bucket_of(at))
+        key = (normal_ip(ip), bucket_of(at))
         merged[key] = merged.get(key, 0) + n
     if not source or len(source) > 32:
         raise VolumeError("source must be 1-32 characters")
-    rows = [
-        {"bucket_start": b, "sending_ip": ip, "source": source, "count": n}
-        for (ip, b), n in merged.items()
-    ]
-    if not rows:
-        return 0
-    with store.begin() as conn:
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(sent_volume)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["bucket_start", "sending_ip", "source"],
-            set_={"count": sent_volume.c.count + stmt.excluded.count},
-        )
-        for row in rows:
-            conn.execute(stmt, row)
-    return len(rows)
-
-
-def sent_total(store: Store, ip: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
-    """source -> messages ``ip`` sent in ``[start, end)`` (whole buckets)."""
-    q = (
-        sa.select(sent_volume.c.source, sa.func.sum(sent_volume.c.count))
-        .where(
-            sent_volume.c.sending_ip == _ip(ip),
-            sent_volume.c.bucket_start >= start,
-            sent_volume.c.bucket_start < end,
-        )
-        .group_by(sent_volume.c.source)
-    )
-    with store.begin() as conn:
-        return {src: int(n) for src, n in conn.execute(q)}
+    return [SentCount(b, ip, source, n) for (ip, b), n in merged.items()]

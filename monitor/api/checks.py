@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
-from monitor.adhoc import CHECK_GROUPS, CheckRequest, run_checks
+from monitor.adhoc import CHECK_GROUPS, CheckRequest
 from monitor.api.seam import Daemon
 from monitor.store.checks import current_problems
 from monitor.store.jobs import job_table
@@ -19,6 +19,7 @@ def router(daemon: Daemon) -> APIRouter:
 
     @r.get("/v1/check/{target:path}", summary="Run every check that fits a target now")
     async def check(
+        request: Request,
         target: str,
         zone: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI query lists
         selector: Annotated[list[str], Query()] = [],  # noqa: B006
@@ -34,7 +35,7 @@ def router(daemon: Daemon) -> APIRouter:
             domains=domain,
             only=(only,) if only else (("dnsbl",) if zone else CHECK_GROUPS),
         )
-        results = await run_checks(daemon.config, req)
+        results = await daemon.check(req, request.is_disconnected)
         return [res.to_json() for res in results]
 
     @r.get("/v1/status", summary="What is wrong now, and the jobs' last and next runs")

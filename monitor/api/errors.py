@@ -1,5 +1,6 @@
 """repmon's errors as HTTP answers, in one place: routes raise, this maps.
 
+An error class may name its own status (``http_status``, e.g. 429 or 504); otherwise
 ``UsageError`` → 422 (``CaseNotFound`` 404, ``CaseStateError`` 409), ``StoreUnavailable`` →
 503 with ``Retry-After``, any other ``RepmonError`` → 500 with its message. No traceback is
 ever sent.
@@ -24,6 +25,9 @@ log = logging.getLogger("repmon.api")
 
 
 def http_status(exc: RepmonError) -> int:
+    own = getattr(exc, "http_status", None)
+    if isinstance(own, int):
+        return own
     if isinstance(exc, CaseNotFound):
         return 404
     if isinstance(exc, CaseStateError):

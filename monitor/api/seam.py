@@ -7,8 +7,11 @@ protocol only, so the daemon can import the API without the API importing the da
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from checks.result import CheckResult
+from monitor.adhoc import CheckRequest
 from monitor.config import Config
 from monitor.store import Store
 
@@ -38,6 +41,12 @@ class Daemon(Protocol):
 
     def timeseries_pending(self) -> int:
         """Points waiting in the time-series buffer."""
+        ...
+
+    async def check(
+        self, request: CheckRequest, gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> list[CheckResult]:
+        """An ad hoc check, bounded in concurrency and time, cancelled when ``gone()``."""
         ...
 
     def metrics_text(self) -> bytes:

@@ -20,18 +20,27 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
-from monitor.cases import measure
-from monitor.cases.model import CaseKey, Clear, Finding, severity_rank
+import monitor.cases.measure as measure
+from checks.errors import StoreConflict, StoreUnavailable
+from monitor.cases.model import Clear, Finding, severity_rank
 from monitor.cases.rules import Context, OwnerLookup, Rule, build_rules
 from monitor.cases.timeline import add_event, request_enforcement
 from monitor.config import Config
-from monitor.store import Store, utcnow
-from monitor.store.cases import OPEN, REOPENED, RESOLVED, cases
+from monitor.store import Store, Tx, utcnow
+from monitor.store.cases import (
+    OPEN,
+    REOPENED,
+    RESOLVED,
+    CaseRow,
+    active_cases,
+    count_active,
+    evaluation,
+    insert_case,
+    recently_resolved,
+    update_case,
+    update_cases,
+)
 
-#: pg_advisory_xact_lock key of case evaluation ("repmon" + 1)
-LOCK_KEY = 0x7265706D6F6E01
 _ATTEMPTS = 3
 
 
@@ -56,21 +65,18 @@ class EvaluationSummary:
 def evaluate(store: Store, config: Config, now: dt.datetime | None = None) -> EvaluationSummary:
     """Run the rules once over the store; return what changed.
 
-    Raises ``sqlalchemy.exc.IntegrityError`` only if another writer keeps
-    racing it after retries (it cannot on PostgreSQL, which serialises on the lock).
+    Raises :class:`~checks.errors.StoreConflict` only if another writer keeps racing it
+    after retries (it cannot on PostgreSQL, which serialises on the lock), and
+    :class:`~checks.errors.StoreUnavailable` when the store stays locked or unreachable.
     """
     now = now or utcnow()
     rules = build_rules(config.rules)
     owner = _owner_lookup(config)
     for attempt in range(_ATTEMPTS):
         try:
-            with store.begin() as conn:
-                if store.dialect == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-                elif store.dialect == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+            with evaluation(store) as conn:
                 return _evaluate(conn, rules, config, owner, now)
-        except (sa.exc.IntegrityError, sa.exc.OperationalError):
+        except (StoreConflict, StoreUnavailable):
             # a concurrent writer got there first; a fresh transaction sees its work
             if attempt == _ATTEMPTS - 1:
                 raise
@@ -94,15 +100,12 @@ def _owner_lookup(config: Config) -> OwnerLookup:
 
 
 def _evaluate(
-    conn: sa.Connection, rules: list[Rule], config: Config, owner: OwnerLookup, now: dt.datetime
+    conn: Tx, rules: list[Rule], config: Config, owner: OwnerLookup, now: dt.datetime
 ) -> EvaluationSummary:
     ctx = Context(conn, now, config.rules, owner)
     summary = EvaluationSummary()
     quiet: list[dict[str, Any]] = []
-    active = {
-        (row.rule, row.subject, row.source): row
-        for row in conn.execute(sa.select(cases).where(cases.c.state != RESOLVED))
-    }
+    active = {(row.rule, row.subject, row.source): row for row in active_cases(conn)}
     for rule in rules:
         found = {f.key: f for f in rule.findings(ctx)}
         for key, finding in found.items():
@@ -117,9 +120,7 @@ def _evaluate(
             for key in silent:
                 _judge_clear(conn, active[key], verdicts.get(key), config, now, summary)
     _write_quiet(conn, quiet)
-    summary.open = conn.execute(
-        sa.select(sa.func.count()).select_from(cases).where(cases.c.state != RESOLVED)
-    ).scalar_one()
+    summary.open = count_active(conn)
     return summary
 
 
@@ -142,7 +143,7 @@ def _finding_values(f: Finding, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _samples(conn: sa.Connection, f: Finding, config: Config, now: dt.datetime) -> list[Any]:
+def _samples(conn: Tx, f: Finding, config: Config, now: dt.datetime) -> list[Any]:
     """The latest feedback rows behind a finding (none for check-based rules)."""
     if not f.sample_query or not f.window_seconds:
         return []
@@ -160,33 +161,20 @@ def _numbers(f: Finding) -> dict[str, Any]:
 
 
 def _open_or_reopen(
-    conn: sa.Connection, f: Finding, config: Config, now: dt.datetime, summary: EvaluationSummary
+    conn: Tx, f: Finding, config: Config, now: dt.datetime, summary: EvaluationSummary
 ) -> None:
     since = now - dt.timedelta(seconds=config.rules.reopen_window_seconds)
-    recent = conn.execute(
-        sa.select(cases.c.id, cases.c.resolved_at)
-        .where(
-            cases.c.rule == f.rule,
-            cases.c.subject == f.subject,
-            cases.c.source == f.source,
-            cases.c.state == RESOLVED,
-            cases.c.resolved_at >= since,
-        )
-        .order_by(cases.c.resolved_at.desc())
-        .limit(1)
-    ).first()
+    recent = recently_resolved(conn, f.rule, f.subject, f.source, since)
     values = _finding_values(f, now) | {"severity": f.severity}
     values["samples"] = _samples(conn, f, config, now)
-    if recent is not None:
+    if recent is not None and recent.resolved_at is not None:
         case_id = recent.id
-        conn.execute(
-            cases.update()
-            .where(cases.c.id == case_id)
-            .values(
-                values
-                | {"state": REOPENED, "resolved_at": None, "resolution": None}
-                | {"acknowledged_at": None}
-            )
+        update_case(
+            conn,
+            case_id,
+            values
+            | {"state": REOPENED, "resolved_at": None, "resolution": None}
+            | {"acknowledged_at": None},
         )
         text = f"{f.summary} (was resolved {recent.resolved_at.isoformat()})"
         add_event(
@@ -201,15 +189,12 @@ def _open_or_reopen(
         )
         summary.reopened += 1
     else:
-        inserted = conn.execute(
-            cases.insert().values(
-                values
-                | {"rule": f.rule, "subject": f.subject, "source": f.source, "state": OPEN}
-                | {"opened_at": now}
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        case_id = int(inserted[0])
+        case_id = insert_case(
+            conn,
+            values
+            | {"rule": f.rule, "subject": f.subject, "source": f.source, "state": OPEN}
+            | {"opened_at": now},
+        )
         add_event(
             conn,
             case_id,
@@ -226,8 +211,8 @@ def _open_or_reopen(
 
 
 def _update(
-    conn: sa.Connection,
-    row: Any,
+    conn: Tx,
+    row: CaseRow,
     f: Finding,
     config: Config,
     now: dt.datetime,
@@ -239,7 +224,7 @@ def _update(
         values["samples"] = _samples(conn, f, config, now)
     if severity_rank(f.severity) > severity_rank(row.severity):
         values["severity"] = f.severity
-        conn.execute(cases.update().where(cases.c.id == row.id).values(values))
+        update_case(conn, row.id, values)
         text = f"{row.severity} -> {f.severity}: {f.summary}"
         add_event(
             conn,
@@ -268,25 +253,17 @@ def _update(
         values.pop("samples", None)
         quiet.append(values | {"id": row.id})
         return
-    conn.execute(cases.update().where(cases.c.id == row.id).values(values))
+    update_case(conn, row.id, values)
 
 
-def _write_quiet(conn: sa.Connection, quiet: list[dict[str, Any]]) -> None:
+def _write_quiet(conn: Tx, quiet: list[dict[str, Any]]) -> None:
     """Refresh cases whose evidence did not change, in one round trip (many cases, each run)."""
-    if not quiet:
-        return
-    cols = [k for k in quiet[0] if k != "id"]
-    stmt = (
-        cases.update()
-        .where(cases.c.id == sa.bindparam("b_id"))
-        .values({c: sa.bindparam(f"b_{c}") for c in cols})
-    )
-    conn.execute(stmt, [{f"b_{k}": v for k, v in q.items()} for q in quiet])
+    update_cases(conn, quiet)
 
 
 def _judge_clear(
-    conn: sa.Connection,
-    row: Any,
+    conn: Tx,
+    row: CaseRow,
     verdict: Clear | None,
     config: Config,
     now: dt.datetime,
@@ -295,7 +272,7 @@ def _judge_clear(
     if verdict is None:
         # cannot tell: whatever clear streak there was is broken, the case stays
         if row.clear_since is not None:
-            conn.execute(cases.update().where(cases.c.id == row.id).values(clear_since=None))
+            update_case(conn, row.id, {"clear_since": None})
         return
     since = row.clear_since
     if since is not None and verdict.interrupted_at is not None and verdict.interrupted_at >= since:
@@ -307,18 +284,18 @@ def _judge_clear(
     hold = dt.timedelta(seconds=config.rules.hold_down_seconds)
     if verdict.verified_at - since < hold:
         if row.clear_since != since:
-            conn.execute(cases.update().where(cases.c.id == row.id).values(clear_since=since))
+            update_case(conn, row.id, {"clear_since": since})
         return
-    conn.execute(
-        cases.update()
-        .where(cases.c.id == row.id)
-        .values(
-            state=RESOLVED,
-            resolved_at=now,
-            resolution="auto",
-            clear_since=since,
-            updated_at=now,
-        )
+    update_case(
+        conn,
+        row.id,
+        {
+            "state": RESOLVED,
+            "resolved_at": now,
+            "resolution": "auto",
+            "clear_since": since,
+            "updated_at": now,
+        },
     )
     text = (
         f"clear since {since.isoformat()}, last checked {verdict.verified_at.isoformat()}"
@@ -326,15 +303,3 @@ def _judge_clear(
     )
     add_event(conn, row.id, now, "resolved", text, config=config)
     summary.resolved += 1
-
-
-def active_keys(conn: sa.Connection) -> set[CaseKey]:
-    """Keys of every case not resolved (for tests and the API)."""
-    return {
-        (r.rule, r.subject, r.source)
-        for r in conn.execute(
-            sa.select(cases.c.rule, cases.c.subject, cases.c.source).where(
-                cases.c.state != RESOLVED
-            )
-        )
-    }

@@ -18,15 +18,21 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 from monitor import __version__
 from monitor.cases.model import CaseEvent
-from monitor.cases.queue import case_from_row
+from monitor.cases.queue import case_from_row, event_from_row
 from monitor.cases.timeline import add_event, site
 from monitor.config import Config, parse_duration
 from monitor.store import Store, utcnow
-from monitor.store.cases import case_events, cases, notify_outbox
+from monitor.store.cases import case_event, case_row
+from monitor.store.outbox import (
+    claim_notice,
+    due_notices,
+    notice_delivered,
+    notice_failed,
+    pending_notices,
+)
 
 log = logging.getLogger("repmon.cases.notify")
 _BATCH = 200
@@ -103,16 +109,7 @@ def deliver_notifications(
     """Send every outbox row that is due; return what was delivered and what is still pending."""
     now = now or utcnow()
     summary = DeliverySummary()
-    with store.begin() as conn:
-        due = list(
-            conn.execute(
-                sa.select(notify_outbox.c.id)
-                .where(notify_outbox.c.delivered_at.is_(None))
-                .where(notify_outbox.c.next_attempt_at <= now)
-                .order_by(notify_outbox.c.id)
-                .limit(_BATCH)
-            ).scalars()
-        )
+    due = due_notices(store, now, _BATCH)
     own_client = client is None
     http = client or httpx.Client(headers={"User-Agent": f"repmon/{__version__}"})
     try:
@@ -125,12 +122,7 @@ def deliver_notifications(
     finally:
         if own_client:
             http.close()
-    with store.begin() as conn:
-        summary.pending = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(notify_outbox)
-            .where(notify_outbox.c.delivered_at.is_(None))
-        ).scalar_one()
+    summary.pending = pending_notices(store)
     return summary
 
 
@@ -140,17 +132,13 @@ def _deliver_one(
     """True delivered, False failed (stays pending), None taken by another deliverer."""
     with store.begin() as conn:
         # SKIP LOCKED: a second deliverer running at once leaves this row to the first
-        row = conn.execute(
-            sa.select(notify_outbox)
-            .where(notify_outbox.c.id == row_id, notify_outbox.c.delivered_at.is_(None))
-            .with_for_update(skip_locked=True)
-        ).first()
+        row = claim_notice(conn, row_id)
         if row is None:
             return None
-        case_row = conn.execute(sa.select(cases).where(cases.c.id == row.case_id)).one()
-        e = conn.execute(sa.select(case_events).where(case_events.c.id == row.event_id)).one()
-        event = CaseEvent(e.id, e.case_id, e.at, e.kind, e.severity, e.text, e.actor, dict(e.data))
-        case = case_from_row(case_row).to_json()
+        found = case_row(conn, row.case_id)
+        assert found is not None  # the outbox row's foreign key
+        event = event_from_row(case_event(conn, row.event_id))
+        case = case_from_row(found).to_json()
         if row.destination == "enforce":
             body = enforce_payload(case, event)
             timeout = config.enforce.timeout
@@ -160,25 +148,13 @@ def _deliver_one(
             body, timeout = json_payload(case, event), _timeout(config, row.url)
         error = _post(http, row.url, body, idempotency_key(row.case_id, row.event_id), timeout)
         if error is None:
-            conn.execute(
-                notify_outbox.update()
-                .where(notify_outbox.c.id == row.id)
-                .values(delivered_at=now, attempts=row.attempts + 1, last_error=None)
-            )
+            notice_delivered(conn, row.id, now, row.attempts + 1)
             if row.destination == "enforce":
                 text = f"throttle request accepted by {site(row.url)}"
                 add_event(conn, row.case_id, now, "enforcement", text)
             return True
         attempts = row.attempts + 1
-        conn.execute(
-            notify_outbox.update()
-            .where(notify_outbox.c.id == row.id)
-            .values(
-                attempts=attempts,
-                last_error=error,
-                next_attempt_at=now + _backoff(config, attempts),
-            )
-        )
+        notice_failed(conn, row.id, attempts, error, now + _backoff(config, attempts))
         if row.destination == "enforce" and attempts == 1:
             text = f"throttle request to {site(row.url)} failed, will retry: {error}"
             add_event(conn, row.case_id, now, "enforcement", text)

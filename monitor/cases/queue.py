@@ -8,19 +8,38 @@ a resolved case); both carry a message fit for the command line.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-import sqlalchemy as sa
 
 from checks.errors import CaseNotFound, CaseStateError
 from monitor.cases.model import Case, CaseEvent, severity_rank
 from monitor.cases.timeline import add_event
 from monitor.config import Config
-from monitor.store import Store, utcnow
-from monitor.store.cases import ACKNOWLEDGED, RESOLVED, STATES, case_events, cases
+from monitor.store import Store, Tx, utcnow
+from monitor.store.cases import (
+    ACKNOWLEDGED,
+    RESOLVED,
+    STATES,
+    CaseEventRow,
+    CaseRow,
+    case_with_events,
+    find_cases,
+    lock_case,
+    open_case_counts,
+    update_case,
+)
+
+__all__ = [
+    "acknowledge",
+    "add_note",
+    "case_from_row",
+    "event_from_row",
+    "get_case",
+    "list_cases",
+    "open_case_counts",
+    "resolve",
+]
 
 
-def case_from_row(row: Any, events: list[CaseEvent] | None = None) -> Case:
+def case_from_row(row: CaseRow, events: list[CaseEvent] | None = None) -> Case:
     return Case(
         id=row.id,
         rule=row.rule,
@@ -37,8 +56,8 @@ def case_from_row(row: Any, events: list[CaseEvent] | None = None) -> Case:
         numerator=row.numerator,
         denominator=row.denominator,
         window_seconds=row.window_seconds,
-        evidence=dict(row.evidence or {}),
-        samples=list(row.samples or []),
+        evidence=dict(row.evidence),
+        samples=list(row.samples),
         opened_at=row.opened_at,
         updated_at=row.updated_at,
         last_seen_at=row.last_seen_at,
@@ -62,19 +81,9 @@ def list_cases(
     ``state="all"`` lists every state. Raises ValueError for a state name that
     does not exist.
     """
-    q = sa.select(cases)
-    if state is None:
-        q = q.where(cases.c.state != RESOLVED)
-    elif state != "all":
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r}; expected one of {', '.join(STATES)}, all")
-        q = q.where(cases.c.state == state)
-    if severity is not None:
-        q = q.where(cases.c.severity == severity)
-    if case_type is not None:
-        q = q.where(cases.c.type == case_type)
-    with store.begin() as conn:
-        rows = list(conn.execute(q.order_by(cases.c.id.desc()).limit(limit)))
+    if state is not None and state != "all" and state not in STATES:
+        raise ValueError(f"unknown state {state!r}; expected one of {', '.join(STATES)}, all")
+    rows = find_cases(store, state, severity, case_type, limit)
     out = [case_from_row(r) for r in rows]
     out.sort(key=lambda c: -severity_rank(c.severity))  # stable: newest first within a severity
     return out
@@ -82,23 +91,19 @@ def list_cases(
 
 def get_case(store: Store, case_id: int) -> Case:
     """One case with its whole timeline, oldest event first."""
-    with store.begin() as conn:
-        row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
-        if row is None:
-            raise CaseNotFound(f"no case {case_id}")
-        events = [
-            CaseEvent(e.id, e.case_id, e.at, e.kind, e.severity, e.text, e.actor, dict(e.data))
-            for e in conn.execute(
-                sa.select(case_events)
-                .where(case_events.c.case_id == case_id)
-                .order_by(case_events.c.id)
-            )
-        ]
-    return case_from_row(row, events)
+    found = case_with_events(store, case_id)
+    if found is None:
+        raise CaseNotFound(f"no case {case_id}")
+    row, events = found
+    return case_from_row(row, [event_from_row(e) for e in events])
 
 
-def _locked(conn: sa.Connection, case_id: int) -> Any:
-    row = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).first()
+def event_from_row(e: CaseEventRow) -> CaseEvent:
+    return CaseEvent(e.id, e.case_id, e.at, e.kind, e.severity, e.text, e.actor, dict(e.data))
+
+
+def _locked(conn: Tx, case_id: int) -> CaseRow:
+    row = lock_case(conn, case_id)
     if row is None:
         raise CaseNotFound(f"no case {case_id}")
     return row
@@ -114,10 +119,8 @@ def acknowledge(
         if row.state == RESOLVED:
             raise CaseStateError(f"case {case_id} is resolved")
         if row.state != ACKNOWLEDGED:
-            conn.execute(
-                cases.update()
-                .where(cases.c.id == case_id)
-                .values(state=ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
+            update_case(
+                conn, case_id, {"state": ACKNOWLEDGED, "acknowledged_at": now, "updated_at": now}
             )
             add_event(conn, case_id, now, "acknowledged", "acknowledged", actor=actor)
     return get_case(store, case_id)
@@ -143,10 +146,10 @@ def resolve(
         row = _locked(conn, case_id)
         if row.state == RESOLVED:
             raise CaseStateError(f"case {case_id} is already resolved")
-        conn.execute(
-            cases.update()
-            .where(cases.c.id == case_id)
-            .values(state=RESOLVED, resolved_at=now, resolution="manual", updated_at=now)
+        update_case(
+            conn,
+            case_id,
+            {"state": RESOLVED, "resolved_at": now, "resolution": "manual", "updated_at": now},
         )
         add_event(conn, case_id, now, "resolved", note, actor=actor, config=config)
     return get_case(store, case_id)
@@ -163,14 +166,3 @@ def add_note(
         _locked(conn, case_id)
         add_event(conn, case_id, now, "note", text, actor=actor)
     return get_case(store, case_id)
-
-
-def open_case_counts(store: Store) -> dict[tuple[str, str], int]:
-    """(severity, type) -> number of cases not resolved (for the time series)."""
-    q = (
-        sa.select(cases.c.severity, cases.c.type, sa.func.count())
-        .where(cases.c.state != RESOLVED)
-        .group_by(cases.c.severity, cases.c.type)
-    )
-    with store.begin() as conn:
-        return {(sev, typ): int(n) for sev, typ, n in conn.execute(q)}

@@ -17,13 +17,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-
-from checks.result import OK, PROBLEM
-from monitor.cases import measure
+import monitor.cases.measure as measure
+from checks.result import OK
 from monitor.cases.model import CaseKey, Clear, Finding, severity_for
 from monitor.config.cases import BurstRuleConfig, DmarcRuleConfig, RateRuleConfig, RulesConfig
-from monitor.store.checks import check_state
+from monitor.store import Tx
+from monitor.store.checks import CheckState, problems_of_check, state_of
 
 #: target -> (pool, customer) from the inventory, ``None`` when not ours
 OwnerLookup = Callable[[str], "tuple[str, str] | None"]
@@ -33,7 +32,7 @@ OwnerLookup = Callable[[str], "tuple[str, str] | None"]
 class Context:
     """One evaluation: its transaction, its clock, its config; volumes computed once."""
 
-    conn: sa.Connection
+    conn: Tx
     now: dt.datetime
     config: RulesConfig
     owner: OwnerLookup = lambda _target: None
@@ -89,13 +88,10 @@ class CheckRule:
         self.type = case_type
 
     def findings(self, ctx: Context) -> list[Finding]:
-        q = sa.select(check_state).where(
-            check_state.c.check == self.name, check_state.c.status == PROBLEM
-        )
-        return [self._finding(row) for row in ctx.conn.execute(q)]
+        return [self._finding(row) for row in problems_of_check(ctx.conn, self.name)]
 
-    def _finding(self, row: Any) -> Finding:
-        data = dict(row.data or {})
+    def _finding(self, row: CheckState) -> Finding:
+        data = dict(row.data)
         evidence: dict[str, Any] = {"check": self.name, "detail": row.detail}
         if self.name == "dnsbl":
             for k in ("codes", "meaning", "reason", "delist"):
@@ -129,13 +125,7 @@ class CheckRule:
         out: dict[CaseKey, Clear] = {}
         for key in keys:
             _, target, source = key
-            row = ctx.conn.execute(
-                sa.select(check_state).where(
-                    check_state.c.target == target,
-                    check_state.c.check == self.name,
-                    check_state.c.source == source,
-                )
-            ).first()
+            row = state_of(ctx.conn, target, self.name, source)
             # No row, or an unknown newer than the last answer: cannot tell, so no verdict.
             if row is None or row.status != OK:
                 continue

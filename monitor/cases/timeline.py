@@ -10,17 +10,17 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-
 from monitor.config import Config
-from monitor.store.cases import case_events, notify_outbox
+from monitor.store import Tx
+from monitor.store.cases import add_case_event
+from monitor.store.outbox import Notice, queue_notices
 
 #: events webhooks are told about
 NOTIFIED = frozenset({"opened", "escalated", "reopened", "resolved"})
 
 
 def add_event(
-    conn: sa.Connection,
+    conn: Tx,
     case_id: int,
     at: dt.datetime,
     kind: str,
@@ -35,34 +35,17 @@ def add_event(
 
     Returns the event id.
     """
-    inserted = conn.execute(
-        case_events.insert().values(
-            case_id=case_id,
-            at=at,
-            kind=kind,
-            severity=severity,
-            text=text,
-            actor=actor,
-            data=data or {},
-        )
-    ).inserted_primary_key
-    assert inserted is not None
-    event_id = int(inserted[0])
+    event_id = add_case_event(
+        conn, case_id, at, kind, text, severity=severity, actor=actor, data=data
+    )
     if config is not None and kind in NOTIFIED:
-        rows = [
-            {
-                "case_id": case_id,
-                "event_id": event_id,
-                "destination": "webhook",
-                "url": hook.url,
-                "format": hook.format,
-                "created_at": at,
-                "next_attempt_at": at,
-            }
-            for hook in config.notify.webhooks
-        ]
-        if rows:
-            conn.execute(notify_outbox.insert(), rows)
+        queue_notices(
+            conn,
+            [
+                Notice(case_id, event_id, "webhook", hook.url, hook.format, at)
+                for hook in config.notify.webhooks
+            ],
+        )
     return event_id
 
 
@@ -73,7 +56,7 @@ def site(url: str) -> str:
 
 
 def request_enforcement(
-    conn: sa.Connection, case_id: int, subject_kind: str, subject: str, at: dt.datetime, cfg: Config
+    conn: Tx, case_id: int, subject_kind: str, subject: str, at: dt.datetime, cfg: Config
 ) -> None:
     """A case became critical: record what would be done (dry run) or queue the request."""
     enforce = cfg.enforce
@@ -95,14 +78,4 @@ def request_enforcement(
         f"throttle of {subject_kind} {subject} requested from {site(enforce.url)}",
         data={"dry_run": False},
     )
-    conn.execute(
-        notify_outbox.insert().values(
-            case_id=case_id,
-            event_id=event_id,
-            destination="enforce",
-            url=enforce.url,
-            format="json",
-            created_at=at,
-            next_attempt_at=at,
-        )
-    )
+    queue_notices(conn, [Notice(case_id, event_id, "enforce", enforce.url, "json", at)])

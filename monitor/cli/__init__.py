@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,12 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="repmon", description="Email deliverability and reputation monitor."
     )
     parser.add_argument("--version", action="version", version=f"repmon {__version__}")
+    # the global options work before the sub-command and after it; after it they must not
+    # reset what was given before (SUPPRESS: absent unless given there)
+    _global_options(parser, default=None)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config", metavar="FILE", help="TOML config (default: $REPMON_CONFIG, else built-in)"
-    )
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    common.add_argument("--log-json", action="store_true", help="log as JSON lines")
+    _global_options(common, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -49,18 +49,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="TOML config (default: $REPMON_CONFIG, else built-in)",
+    )
+    flag = False if default is None else default
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=flag, help="log debug messages"
+    )
+    parser.add_argument("--log-json", action="store_true", default=flag, help="log as JSON lines")
+
+
+#: exit status after the reader of our output went away (as a shell reports SIGPIPE)
+EXIT_CLOSED_PIPE = 141
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(verbose=args.verbose, as_json=args.log_json)
     try:
         code = args.func(args)
+        sys.stdout.flush()
     except RepmonError as exc:
         print(f"repmon: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_CLOSED_PIPE
     return int(code or 0)
+
+
+def _silence_stdout() -> None:
+    """After the reader closed the pipe, point stdout at /dev/null so that the interpreter's
+    final flush does not print a second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def run() -> None:

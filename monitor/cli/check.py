@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+import threading
+import time
 
 from checks.resolver import parse_nameserver
 from checks.result import worst_exit_code
-from monitor.adhoc import CHECK_GROUPS, CheckRequest, CheckRequestError, run_checks
+from monitor.adhoc import CHECK_GROUPS, CheckRequest, run_checks
 from monitor.cli import UsageError
-from monitor.cli.output import print_json, print_results
+from monitor.cli.output import (
+    RESULT_COLUMNS,
+    add_format_option,
+    print_csv,
+    print_json,
+    print_results,
+    result_order,
+    result_row,
+)
 from monitor.config import load_config
 
 
@@ -22,7 +33,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "error, 3 nothing wrong found but some lookups could not be answered.",
     )
     p.add_argument("targets", nargs="+", metavar="TARGET", help="IPv4, IPv6, CIDR or domain")
-    p.add_argument("--json", action="store_true", help="print a JSON array of results")
+    add_format_option(p)
+    p.add_argument(
+        "-q", "--problems", action="store_true", help="show problems only (the summary stays)"
+    )
     p.add_argument(
         "--resolver",
         action="append",
@@ -34,7 +48,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--zone", action="append", default=[], metavar="NAME", help="only these zones (repeatable)"
     )
     p.add_argument(
-        "--selector", action="append", default=[], help="DKIM selector to check (repeatable)"
+        "--selector",
+        action="append",
+        default=[],
+        help="DKIM selector to check (repeatable; replaces the configured ones)",
     )
     p.add_argument(
         "--domain",
@@ -63,12 +80,43 @@ def run(args: argparse.Namespace) -> int:
         only=only,
         nameservers=nameservers,
     )
-    try:
+    with Progress(f"checking {', '.join(args.targets)[:60]}"):
         results = asyncio.run(run_checks(config, request))
-    except CheckRequestError as exc:
-        raise UsageError(str(exc)) from None
-    if args.json:
-        print_json([r.to_json() for r in results])
+    if args.format == "json":
+        shown = [r for r in results if r.status == "problem"] if args.problems else results
+        print_json([r.to_json() for r in sorted(shown, key=result_order)])
+    elif args.format == "csv":
+        shown = [r for r in results if r.status == "problem"] if args.problems else results
+        print_csv([result_row(r) for r in sorted(shown, key=result_order)], RESULT_COLUMNS)
     else:
-        print_results(results)
+        print_results(results, problems_only=args.problems)
     return worst_exit_code(results)
+
+
+class Progress:
+    """After a second, an elapsed-time line on stderr (a terminal only) until the work ends."""
+
+    def __init__(self, label: str, after: float = 1.0) -> None:
+        self.label, self.after = label, after
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._show, daemon=True)
+
+    def __enter__(self) -> Progress:
+        if sys.stderr.isatty():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(1)
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+    def _show(self) -> None:
+        start = time.monotonic()
+        if self._done.wait(self.after):
+            return
+        while not self._done.wait(0.5):
+            sys.stderr.write(f"\r{self.label} … {time.monotonic() - start:.0f}s")
+            sys.stderr.flush()

@@ -3,6 +3,10 @@
 Each message goes through the same pipeline as the sink's (parse, attribute, store once by the
 sha256 of its raw bytes). ``--dry-run`` stores nothing; ``--json`` prints a JSON array with
 one object per message. Exit status: 0 every input parsed, 1 some could not be parsed, 2 usage.
+
+Nothing is dropped silently: a message (or DMARC report) older than ``[retention] feedback``
+would be deleted by the next housekeeping, so it is not stored unless ``--keep`` is given, and
+either way the run says how many there were.
 """
 
 from __future__ import annotations
@@ -18,16 +22,17 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from checks.errors import ParseError
+from checks.errors import ParseError, UsageError
 from collectors.feedback.attribution import SendingIpRules
 from collectors.feedback.model import Report
 from collectors.feedback.parse import SavedMessage, parse_saved, read_saved
-from collectors.feedback.pipeline import ATTRIBUTABLE, Event, build_events, ingest_report
-from monitor.config import ConfigError, load_config
+from collectors.feedback.pipeline import ATTRIBUTABLE, Event, build_events
+from monitor.config import ConfigError, load_config, parse_duration
+from monitor.exporter import Exporter
+from monitor.feedback_intake import ingest_report
 from monitor.inventory import Inventory, InventoryError
-from monitor.store import Store, StoreError
+from monitor.store import Store
+from monitor.timeseries import open_writer
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -44,12 +49,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
     p.add_argument("--dry-run", action="store_true", help="parse and attribute, store nothing")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object a message")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="store messages older than [retention] feedback too (housekeeping deletes them "
+        "at its next run unless the retention is raised)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from monitor.cli import UsageError
-
     config = load_config(args.config)
     try:
         inventory = Inventory.from_config(config)
@@ -62,15 +71,14 @@ def run(args: argparse.Namespace) -> int:
     store = None if args.dry_run else Store.open(config.store.url)
     exporter = None
     if store is not None and config.influxdb is not None:
-        from monitor.exporter import Exporter
-        from monitor.timeseries import open_writer
-
         writer = open_writer(config.influxdb, name="ingest")
         exporter = Exporter.for_new_rows(
             store, writer, inventory, receiving_domains=config.influxdb.receiving_domains
         )
     results: list[dict[str, Any]] = []
     tally = Tally()
+    retention = config.retention.feedback
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=parse_duration(retention))
     try:
         for path in args.paths:
             for saved in read_saved(path, config.sink.max_message_bytes):
@@ -83,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
                 events = build_events(report, rules, msg)
                 item = describe(saved.label, report, events)
                 duplicate = False
+                received = received_time(saved, msg)
+                if older_than(report, received, cutoff):
+                    tally.stale += 1
+                    item["older_than_retention"] = True
+                    if store is not None and not args.keep:
+                        item["stored"] = False
+                        tally.add(report, events, duplicate=False, stored=False)
+                        results.append(item)
+                        continue
                 if store is not None:
                     outcome = ingest_report(
                         store,
@@ -90,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                         inventory,
                         report,
                         hashlib.sha256(saved.raw).hexdigest(),
-                        received_time(saved, msg),
+                        received,
                         saved.label,
                         message=msg,
                     )
@@ -100,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
                 results.append(item)
         if exporter is not None:
             exporter.export()
-    except sa.exc.SQLAlchemyError as exc:
-        raise StoreError(f"store: {exc.__class__.__name__}: {exc}") from None
     finally:
         if exporter is not None:
             exporter.writer.flush()
@@ -113,7 +128,30 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         tally.print(stored=store is not None)
+    if tally.stale:
+        _warn_stale(tally.stale, retention, stored=store is not None and args.keep)
     return 1 if tally.errors else 0
+
+
+def older_than(report: Report, received: dt.datetime, cutoff: dt.datetime) -> bool:
+    """Whether housekeeping would delete what this report stores (by the same dates)."""
+    if report.dmarc is not None and report.dmarc.end is not None:
+        return report.dmarc.end < cutoff
+    return received < cutoff
+
+
+def _warn_stale(n: int, retention: str, stored: bool) -> None:
+    if stored:
+        text = (
+            f"{n} messages are older than the retention ([retention] feedback = {retention!r}): "
+            "stored (--keep), but the next housekeeping deletes them unless the retention is raised"
+        )
+    else:
+        text = (
+            f"{n} messages are older than the retention ([retention] feedback = {retention!r}) "
+            "and were not stored (housekeeping would delete them); --keep stores them anyway"
+        )
+    print(f"repmon: warning: {text}", file=sys.stderr)
 
 
 class Tally:
@@ -125,12 +163,20 @@ class Tally:
         self.unattributed = 0
         self.records = 0
         self.duplicates = 0
+        #: messages older than the retention (stored only with --keep)
+        self.stale = 0
+        self.skipped = 0
         self.errors: list[tuple[str, str]] = []
 
-    def add(self, report: Report, events: list[Event], duplicate: bool) -> None:
+    def add(
+        self, report: Report, events: list[Event], duplicate: bool, stored: bool = True
+    ) -> None:
         self.kinds[report.kind] += 1
         if duplicate:
             self.duplicates += 1
+            return
+        if not stored:
+            self.skipped += 1
             return
         self.events += len(events)
         self.unattributed += sum(
@@ -144,6 +190,8 @@ class Tally:
         print(f"messages: {total}" + (f" ({kinds})" if kinds else ""))
         if stored:
             print(f"duplicates (already stored, skipped): {self.duplicates}")
+            if self.skipped:
+                print(f"older than the retention (not stored): {self.skipped}")
         else:
             print("dry run: nothing stored")
         print(f"events: {self.events} (unattributed: {self.unattributed})")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-import sqlalchemy as sa
-
 from monitor.cli.output import print_json, table
 from monitor.config import load_config
 from monitor.store import Store
-from monitor.store.checks import current_problems, sweep_runs
+from monitor.store.checks import current_problems, last_sweep
 from monitor.store.jobs import job_table
 from monitor.views import problem_json
 
@@ -35,28 +33,22 @@ def _ago(t: dt.datetime, now: dt.datetime) -> str:
 
 
 def last_sweeps(store: Store) -> list[dict[str, object]]:
-    out = []
-    with store.begin() as conn:
-        for name in ("dnsbl", "hygiene"):
-            row = conn.execute(
-                sa.select(sweep_runs)
-                .where(sweep_runs.c.sweep == name)
-                .order_by(sweep_runs.c.started_at.desc())
-                .limit(1)
-            ).first()
-            if row is not None:
-                out.append(
-                    {
-                        "sweep": name,
-                        "started_at": row.started_at.isoformat(),
-                        "duration": round(row.duration, 3),
-                        "targets": row.targets,
-                        "ok": row.ok,
-                        "problem": row.problem,
-                        "unknown": row.unknown,
-                        "unknown_by_source": row.unknown_by_source,
-                    }
-                )
+    out: list[dict[str, object]] = []
+    for name in ("dnsbl", "hygiene"):
+        row = last_sweep(store, name)
+        if row is not None:
+            out.append(
+                {
+                    "sweep": name,
+                    "started_at": row.started_at.isoformat(),
+                    "duration": round(row.duration, 3),
+                    "targets": row.targets,
+                    "ok": row.ok,
+                    "problem": row.problem,
+                    "unknown": row.unknown,
+                    "unknown_by_source": row.unknown_by_source,
+                }
+            )
     return out
 
 

@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 
 from collectors.volume.postfix_log import read_log
-from collectors.volume.sent import VolumeError, record_many, record_sent
+from collectors.volume.sent import VolumeError, sent_count, sent_counts
 from monitor.cli import UsageError
 from monitor.config import load_config
 from monitor.store import Store, utcnow
+from monitor.store.volume import add_sent
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -63,7 +64,7 @@ def _add(args: argparse.Namespace) -> int:
     at = _time(args.at)
     store = Store.open(config.store.url)
     try:
-        record_sent(store, args.ip, args.count, at, args.source)
+        add_sent(store, [sent_count(args.ip, args.count, at, args.source)])
     except VolumeError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -109,7 +110,7 @@ def _import(args: argparse.Namespace) -> int:
         raise UsageError(f"--tz {args.tz!r}: {exc}") from None
     store = Store.open(config.store.url)
     try:
-        buckets = record_many(store, dict(found.counts), "postfix-log")
+        buckets = add_sent(store, sent_counts(dict(found.counts), "postfix-log"))
     except VolumeError as exc:
         raise UsageError(f"mapping: {exc}") from None
     finally:

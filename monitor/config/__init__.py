@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field, ValidationError, create_model
 
@@ -25,6 +25,7 @@ from monitor.config.cases import EnforceConfig, NotifyConfig, RulesConfig
 from monitor.config.core import DomainConfig, InventoryConfig, PoolConfig, StoreConfig
 from monitor.config.daemon import ApiConfig, RetentionConfig, ScheduleBase, ScheduleConfig
 from monitor.config.influxdb import InfluxConfig
+from monitor.config.paths import anchor_defaults, anchor_document
 
 __all__ = [
     "ApiConfig",
@@ -130,4 +131,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-    return parse_config(data, str(p))
+    base = p.resolve().parent
+    anchor_document(data, base)
+    return cast(Config, anchor_defaults(parse_config(data, str(p)), base))

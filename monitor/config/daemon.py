@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr, create_model, field_validator
+from pydantic import Field, SecretStr, create_model, field_validator, model_validator
 
 from collectors.config import Section, parse_duration
 from collectors.registry import COLLECTORS
@@ -59,9 +59,42 @@ class RetentionConfig(Section):
 
 
 class ApiConfig(Section):
-    """``[api]``: the HTTP API of ``repmon run``; state changes need the bearer token."""
+    """``[api]``: the HTTP API of ``repmon run``. Reads need ``read_token`` (or ``token``);
+    state changes need ``token``; ``/healthz`` is open. See docs/security.md."""
 
     listen: str = "127.0.0.1:8025"
+    #: bearer token for state changes (and reads)
     token: SecretStr | None = None
+    #: bearer token for reads only (status, cases, checks, metrics)
+    read_token: SecretStr | None = None
+    #: reads without a token: allowed only when ``listen`` is a loopback address
+    open_reads: bool = False
     #: set to false to run without the HTTP API
     enabled: bool = True
+    #: a request body larger than this is refused (413) before it is read
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
+    #: ad hoc checks (``/v1/check``) running at once; more get 429
+    check_concurrency: int = Field(2, ge=1, le=64)
+    #: addresses and domains one ad hoc check may cover (a CIDR counts its addresses)
+    check_max_targets: int = Field(256, ge=1, le=65536)
+    #: an ad hoc check still running after this gets 504
+    check_deadline: str = "30s"
+    #: failed authentications per client address and minute before it gets 429
+    auth_failures_per_minute: int = Field(10, ge=1, le=10000)
+
+    @field_validator("check_deadline")
+    @classmethod
+    def _deadline(cls, v: str) -> str:
+        if not 0 < parse_duration(v) <= 600:
+            raise ValueError("expected a duration between 1s and 10m")
+        return v
+
+    @model_validator(mode="after")
+    def _open_reads_on_loopback(self) -> ApiConfig:
+        host = self.listen.rpartition(":")[0].strip("[]")
+        if self.open_reads and host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(
+                "open_reads is allowed only when listen is a loopback address; "
+                "set read_token to expose reads beyond loopback"
+            )
+        return self

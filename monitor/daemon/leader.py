@@ -2,18 +2,18 @@
 
 Every instance runs a sink; only the holder of the lock runs the jobs that
 must not run twice (sweeps, rule evaluation, notifications, housekeeping).
-The lock is held by one dedicated session: when its instance dies, the
-connection drops, PostgreSQL releases the lock and another instance takes it
-at its next attempt. On SQLite there is one instance, always the leader.
+The lock is held by one dedicated session (:class:`monitor.store.leases.AdvisoryLock`):
+when its instance dies, the connection drops, PostgreSQL releases the lock and another
+instance takes it at its next attempt. On SQLite there is one instance, always the leader.
 """
 
 from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
-
+from checks.errors import StoreError
 from monitor.store import Store
+from monitor.store.leases import AdvisoryLock
 
 log = logging.getLogger("repmon.leader")
 
@@ -25,7 +25,7 @@ class Leadership:
     def __init__(self, store: Store, instance: str) -> None:
         self.store = store
         self.instance = instance
-        self._conn: sa.Connection | None = None
+        self._lock = AdvisoryLock(store, LEADER_LOCK)
         self.is_leader = store.dialect != "postgresql"
 
     def refresh(self) -> bool:
@@ -34,19 +34,13 @@ class Leadership:
             return True
         was = self.is_leader
         try:
-            if self._conn is None:
-                self._conn = self.store.engine.connect()
             if self.is_leader:
-                self._conn.execute(sa.text("SELECT 1"))
+                self._lock.confirm()
             else:
-                got = self._conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}
-                ).scalar()
-                self._conn.commit()
-                self.is_leader = bool(got)
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("leader lock connection lost: %s", exc.__class__.__name__)
-            self._drop()
+                self.is_leader = self._lock.try_take()
+        except StoreError as exc:
+            log.warning("leader lock connection lost: %s", exc)
+            self._lock.drop()
             self.is_leader = False
         if self.is_leader != was:
             log.info(
@@ -57,20 +51,7 @@ class Leadership:
         return self.is_leader
 
     def release(self) -> None:
-        if self._conn is not None and self.is_leader:
-            try:
-                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
-                self._conn.commit()
-            except sa.exc.SQLAlchemyError:
-                pass
-        self._drop()
+        if self.is_leader:
+            self._lock.release()
+        self._lock.drop()
         self.is_leader = self.store.dialect != "postgresql"
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.invalidate()
-                self._conn.close()
-            except sa.exc.SQLAlchemyError:
-                pass
-            self._conn = None

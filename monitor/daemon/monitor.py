@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,10 +32,12 @@ from typing import Any
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from checks.result import CheckResult
 from collectors.registry import sweeps
 from collectors.sink import Sink
 from collectors.sweep import SweepSummary
 from collectors.unit import Collector, SweepContext
+from monitor.adhoc import AdhocRunner, CheckRequest
 from monitor.api import create_app
 from monitor.cases import deliver_notifications, evaluate
 from monitor.config import Config
@@ -67,6 +70,23 @@ JOBS: dict[str, bool] = {
     **OWN_JOBS,
 }
 LEADER_REFRESH_SECONDS = 5.0
+#: how long running jobs may take to finish after SIGTERM
+JOB_GRACE_SECONDS = 15.0
+#: after SIGTERM the process ends within this, whatever is in flight
+STOP_BOUND_SECONDS = 30.0
+
+
+def _start_watchdog(bound: float) -> None:
+    """End the process ``bound`` seconds from now if it is still running (a daemon thread)."""
+
+    def expire() -> None:
+        log.error("did not stop within %.0fs; exiting now (spool and store are durable)", bound)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(bound, expire)
+    timer.daemon = True
+    timer.start()
 
 
 class Monitor:
@@ -86,6 +106,8 @@ class Monitor:
             receiving_domains=config.influxdb.receiving_domains if config.influxdb else (),
         )
         self.sink = Sink(config.sink, self._make_process())
+        self.adhoc = AdhocRunner(config)
+        self.stopping = threading.Event()
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self.api_server: Any = None
         self._api_task: asyncio.Task[None] | None = None
@@ -166,6 +188,11 @@ class Monitor:
     def timeseries_pending(self) -> int:
         return self.writer.pending()
 
+    async def check(
+        self, request: CheckRequest, gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> list[CheckResult]:
+        return await self.adhoc.run(request, gone)
+
     def metrics_text(self) -> bytes:
         self.metrics.spool_depth.set(self.spool_depth())
         self.metrics.buffer_depth.set(self.timeseries_pending())
@@ -181,6 +208,8 @@ class Monitor:
             port=int(port),
             log_level="warning",
             access_log=False,
+            timeout_graceful_shutdown=3,
+            backlog=2048,
             lifespan="off",
         )
         self.api_server = uvicorn.Server(uv_config)
@@ -197,15 +226,26 @@ class Monitor:
         log.info("API listening on http://%s", self.config.api.listen)
 
     async def stop(self) -> None:
-        """Stop accepting SMTP, finish in-flight work, flush buffers, release leadership."""
-        log.info("stopping: no new SMTP sessions; finishing in-flight work")
-        await self.sink.stop()
-        self.scheduler.shutdown(wait=False)
-        await self._wait_jobs()
+        """Stop accepting SMTP, finish in-flight work, flush buffers, release leadership.
+
+        Bounded: the API and ad hoc checks stop first (cancelled), running jobs get
+        :data:`JOB_GRACE_SECONDS` (a sweep stops between chunks), and a watchdog ends the
+        process :data:`STOP_BOUND_SECONDS` after the signal whatever still hangs. Nothing
+        accepted is lost by that: the spool and the store are durable.
+        """
+        log.info("stopping: no new SMTP sessions or API requests; finishing in-flight work")
+        _start_watchdog(STOP_BOUND_SECONDS)
+        self.stopping.set()
         if self.api_server is not None:
             self.api_server.should_exit = True
-            if self._api_task is not None:
-                await asyncio.wait([self._api_task], timeout=5)
+        self.adhoc.close()
+        await self.sink.stop()
+        self.scheduler.shutdown(wait=False)
+        await self._wait_jobs(JOB_GRACE_SECONDS)
+        if self._running:
+            log.warning("stopping without waiting for %s", ", ".join(sorted(self._running)))
+        if self._api_task is not None:
+            await asyncio.wait([self._api_task], timeout=3)
         if self._leader_task is not None:
             self._leader_task.cancel()
         try:
@@ -302,6 +342,7 @@ class Monitor:
                 targets=self.inventory,
                 recorder=self.recorder,
                 progress=False,
+                stop=self.stopping,
             )
             self._sweep_metrics(await sweep(ctx))
 

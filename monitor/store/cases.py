@@ -1,107 +1,297 @@
-"""Tables of cases, their timeline, and the notification outbox (declared by the cases capability).
+"""Cases and their timeline: the queries of the case lifecycle and of the queue.
 
-A case is keyed by (rule, subject, source): ``source`` is the zone of a
-blocklisting, the receiving domain of a bounce burst, the selector or domain
-of a hygiene check, empty otherwise. At most one case per key is not
-``resolved`` at any time: a partial unique index enforces it on SQLite and
-PostgreSQL alike, so two evaluators can never both open one.
-
-Every case event that must be told to someone is written to ``notify_outbox``
-in the same transaction as the case change; delivery marks it delivered and a
-receiver that is down leaves it pending (never lost).
+A case is keyed by (rule, subject, source); at most one per key is not ``resolved`` (a
+partial unique index, see :mod:`monitor.store.schema`). The evaluation runs in one
+transaction (:func:`evaluation`), serialised between instances; the functions that take a
+:data:`~monitor.store.db.Tx` run inside the caller's transaction, the others open their own.
+Case values are given and returned by column name (``monitor.cases`` owns their meaning).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
 import sqlalchemy as sa
 
-from monitor.store.db import UtcDateTime, metadata
-
-#: case states; ``escalated`` is an event on the timeline, not a state
-OPEN = "open"
-ACKNOWLEDGED = "acknowledged"
-REOPENED = "reopened"
-RESOLVED = "resolved"
-STATES = (OPEN, ACKNOWLEDGED, REOPENED, RESOLVED)
-
-cases = sa.Table(
-    "cases",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("rule", sa.String(32), nullable=False),
-    sa.Column("type", sa.String(32), nullable=False),  # blocklisting complaints bounces ...
-    sa.Column("subject_kind", sa.String(16), nullable=False),  # ip domain customer
-    sa.Column("subject", sa.String(255), nullable=False),
-    sa.Column("source", sa.String(255), nullable=False, server_default=""),
-    sa.Column("state", sa.String(16), nullable=False),
-    # highest severity seen since (re)opening; never lowered until resolved
-    sa.Column("severity", sa.String(16), nullable=False),
-    # severity of the latest finding (may be lower than ``severity``)
-    sa.Column("last_severity", sa.String(16), nullable=False),
-    sa.Column("summary", sa.Text(), nullable=False, server_default=""),
-    sa.Column("pool", sa.String(128), nullable=False, server_default=""),
-    sa.Column("customer", sa.String(128), nullable=False, server_default=""),
-    sa.Column("numerator", sa.Integer()),
-    sa.Column("denominator", sa.Integer()),
-    sa.Column("window_seconds", sa.Integer()),
-    sa.Column("evidence", sa.JSON(), nullable=False, default=dict),
-    sa.Column("samples", sa.JSON(), nullable=False, default=list),
-    sa.Column("digest", sa.String(64), nullable=False, server_default=""),
-    sa.Column("opened_at", UtcDateTime(), nullable=False),
-    sa.Column("updated_at", UtcDateTime(), nullable=False),
-    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
-    sa.Column("acknowledged_at", UtcDateTime()),
-    sa.Column("resolved_at", UtcDateTime()),
-    # start of the current checked-and-clear streak; NULL while firing or unknown
-    sa.Column("clear_since", UtcDateTime()),
-    sa.Column("resolution", sa.String(16)),  # auto / manual
-    sa.Index(
-        "uq_case_active",
-        "rule",
-        "subject",
-        "source",
-        unique=True,
-        postgresql_where=sa.text("state != 'resolved'"),
-        sqlite_where=sa.text("state != 'resolved'"),
-    ),
-    sa.Index("ix_case_state", "state"),
-    sa.Index("ix_case_key", "rule", "subject", "source"),
+from monitor.store.db import Store, Tx
+from monitor.store.schema import (
+    ACKNOWLEDGED,
+    OPEN,
+    REOPENED,
+    RESOLVED,
+    STATES,
+    case_events,
+    cases,
 )
 
-case_events = sa.Table(
-    "case_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("at", UtcDateTime(), nullable=False),
-    # opened updated escalated lowered reopened acknowledged resolved note enforcement
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("severity", sa.String(16)),
-    sa.Column("text", sa.Text(), nullable=False, server_default=""),
-    sa.Column("actor", sa.String(64), nullable=False, server_default="repmon"),
-    sa.Column("data", sa.JSON(), nullable=False, default=dict),
-    sa.Index("ix_case_events_case", "case_id", "id"),
-)
+__all__ = [
+    "ACKNOWLEDGED",
+    "LOCK_KEY",
+    "OPEN",
+    "REOPENED",
+    "RESOLVED",
+    "STATES",
+    "CaseEventRow",
+    "CaseRow",
+    "active_cases",
+    "active_keys",
+    "add_case_event",
+    "case_event",
+    "case_row",
+    "case_with_events",
+    "count_active",
+    "evaluation",
+    "find_cases",
+    "insert_case",
+    "lock_case",
+    "open_case_counts",
+    "recently_resolved",
+    "update_case",
+    "update_cases",
+]
 
-#: one row per (event, destination): a webhook URL or the enforcement URL
-notify_outbox = sa.Table(
-    "notify_outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
-    sa.Column(
-        "event_id",
-        sa.Integer,
-        sa.ForeignKey("case_events.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    sa.Column("destination", sa.String(16), nullable=False),  # webhook / enforce
-    sa.Column("url", sa.Text(), nullable=False),
-    sa.Column("format", sa.String(16), nullable=False, server_default="json"),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
-    sa.Column("last_error", sa.Text()),
-    sa.Column("delivered_at", UtcDateTime()),
-    sa.Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),
-)
+#: pg_advisory_xact_lock key of case evaluation ("repmon" + 1)
+LOCK_KEY = 0x7265706D6F6E01
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    """One row of ``cases``."""
+
+    id: int
+    rule: str
+    type: str
+    subject_kind: str
+    subject: str
+    source: str
+    state: str
+    severity: str
+    last_severity: str
+    summary: str
+    pool: str
+    customer: str
+    numerator: int | None
+    denominator: int | None
+    window_seconds: int | None
+    evidence: dict[str, Any]
+    samples: list[Any]
+    digest: str
+    opened_at: dt.datetime
+    updated_at: dt.datetime
+    last_seen_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    clear_since: dt.datetime | None
+    resolution: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEventRow:
+    """One row of ``case_events``: an entry of a case's timeline."""
+
+    id: int
+    case_id: int
+    at: dt.datetime
+    kind: str
+    severity: str | None
+    text: str
+    actor: str
+    data: dict[str, Any]
+
+
+def _case(row: Any) -> CaseRow:
+    m = row._mapping
+    return CaseRow(
+        **{k: m[k] for k in CaseRow.__slots__ if k not in ("evidence", "samples")},
+        evidence=dict(m["evidence"] or {}),
+        samples=list(m["samples"] or []),
+    )
+
+
+def _event(row: Any) -> CaseEventRow:
+    return CaseEventRow(
+        row.id, row.case_id, row.at, row.kind, row.severity, row.text, row.actor, dict(row.data)
+    )
+
+
+@contextmanager
+def evaluation(store: Store) -> Iterator[Tx]:
+    """The transaction of one rule evaluation, one evaluator at a time: on PostgreSQL under a
+    transaction-scoped advisory lock, on SQLite started ``BEGIN IMMEDIATE`` (one writer)."""
+    with store.begin() as tx:
+        if store.dialect == "postgresql":
+            tx.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        elif store.dialect == "sqlite":
+            tx.exec_driver_sql("BEGIN IMMEDIATE")
+        yield tx
+
+
+# --- the lifecycle (inside the evaluation's transaction) ------------------------------------
+
+
+def active_cases(tx: Tx) -> list[CaseRow]:
+    """Every case not resolved."""
+    return [_case(r) for r in tx.execute(sa.select(cases).where(cases.c.state != RESOLVED))]
+
+
+def active_keys(tx: Tx) -> set[tuple[str, str, str]]:
+    """(rule, subject, source) of every case not resolved."""
+    return {
+        (r.rule, r.subject, r.source)
+        for r in tx.execute(
+            sa.select(cases.c.rule, cases.c.subject, cases.c.source).where(
+                cases.c.state != RESOLVED
+            )
+        )
+    }
+
+
+def count_active(tx: Tx) -> int:
+    """How many cases are not resolved."""
+    q = sa.select(sa.func.count()).select_from(cases).where(cases.c.state != RESOLVED)
+    return int(tx.execute(q).scalar_one())
+
+
+def recently_resolved(
+    tx: Tx, rule: str, subject: str, source: str, since: dt.datetime
+) -> CaseRow | None:
+    """The latest case of the key resolved at or after ``since`` (to reopen), if any."""
+    row = tx.execute(
+        sa.select(cases)
+        .where(
+            cases.c.rule == rule,
+            cases.c.subject == subject,
+            cases.c.source == source,
+            cases.c.state == RESOLVED,
+            cases.c.resolved_at >= since,
+        )
+        .order_by(cases.c.resolved_at.desc())
+        .limit(1)
+    ).first()
+    return _case(row) if row is not None else None
+
+
+def insert_case(tx: Tx, values: Mapping[str, Any]) -> int:
+    """A new case with ``values`` (column -> value); returns its id."""
+    inserted = tx.execute(cases.insert().values(dict(values))).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+def update_case(tx: Tx, case_id: int, values: Mapping[str, Any]) -> None:
+    """Set ``values`` (column -> value) on one case."""
+    tx.execute(cases.update().where(cases.c.id == case_id).values(dict(values)))
+
+
+def update_cases(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Set the same columns on many cases in one round trip; each row names its ``id``."""
+    if not rows:
+        return
+    cols = [k for k in rows[0] if k != "id"]
+    stmt = (
+        cases.update()
+        .where(cases.c.id == sa.bindparam("b_id"))
+        .values({c: sa.bindparam(f"b_{c}") for c in cols})
+    )
+    tx.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
+
+
+def add_case_event(
+    tx: Tx,
+    case_id: int,
+    at: dt.datetime,
+    kind: str,
+    text: str,
+    *,
+    severity: str | None = None,
+    actor: str = "repmon",
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """Append an entry to a case's timeline; returns its id."""
+    inserted = tx.execute(
+        case_events.insert().values(
+            case_id=case_id,
+            at=at,
+            kind=kind,
+            severity=severity,
+            text=text,
+            actor=actor,
+            data=dict(data or {}),
+        )
+    ).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+# --- the queue ---------------------------------------------------------------------------
+
+
+def find_cases(
+    store: Store,
+    state: str | None = None,
+    severity: str | None = None,
+    case_type: str | None = None,
+    limit: int = 500,
+) -> list[CaseRow]:
+    """Cases newest first: ``state=None`` every state but resolved, ``"all"`` every state,
+    else that state; ``severity`` and ``case_type`` filter when given."""
+    q = sa.select(cases)
+    if state is None:
+        q = q.where(cases.c.state != RESOLVED)
+    elif state != "all":
+        q = q.where(cases.c.state == state)
+    if severity is not None:
+        q = q.where(cases.c.severity == severity)
+    if case_type is not None:
+        q = q.where(cases.c.type == case_type)
+    with store.begin() as tx:
+        return [_case(r) for r in tx.execute(q.order_by(cases.c.id.desc()).limit(limit))]
+
+
+def case_with_events(store: Store, case_id: int) -> tuple[CaseRow, list[CaseEventRow]] | None:
+    """One case and its whole timeline, oldest event first; ``None`` when there is no such case."""
+    with store.begin() as tx:
+        row = case_row(tx, case_id)
+        if row is None:
+            return None
+        events = [
+            _event(e)
+            for e in tx.execute(
+                sa.select(case_events)
+                .where(case_events.c.case_id == case_id)
+                .order_by(case_events.c.id)
+            )
+        ]
+    return row, events
+
+
+def case_row(tx: Tx, case_id: int) -> CaseRow | None:
+    """One case, ``None`` when there is no such case."""
+    row = tx.execute(sa.select(cases).where(cases.c.id == case_id)).first()
+    return _case(row) if row is not None else None
+
+
+def lock_case(tx: Tx, case_id: int) -> CaseRow | None:
+    """One case, locked until the transaction ends (PostgreSQL); ``None`` when absent."""
+    row = tx.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).first()
+    return _case(row) if row is not None else None
+
+
+def case_event(tx: Tx, event_id: int) -> CaseEventRow:
+    """One timeline entry (it must exist)."""
+    return _event(tx.execute(sa.select(case_events).where(case_events.c.id == event_id)).one())
+
+
+def open_case_counts(store: Store) -> dict[tuple[str, str], int]:
+    """(severity, type) -> number of cases not resolved (for the time series)."""
+    q = (
+        sa.select(cases.c.severity, cases.c.type, sa.func.count())
+        .where(cases.c.state != RESOLVED)
+        .group_by(cases.c.severity, cases.c.type)
+    )
+    with store.begin() as tx:
+        return {(sev, typ): int(n) for sev, typ, n in tx.execute(q)}

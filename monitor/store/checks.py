@@ -1,4 +1,5 @@
-"""Current state per (target, check, source), state changes, and problem episodes.
+"""Check state: current state per (target, check, source), state changes, problem episodes,
+and the record of finished sweeps.
 
 ``unknown`` never changes a recorded state: it only notes when the last
 unknown happened and why. An episode runs from the first ``problem`` to the
@@ -15,68 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from checks.result import OK, PROBLEM, UNKNOWN, CheckResult
-from monitor.store.db import Store, UtcDateTime, metadata
-
-check_state = sa.Table(
-    "check_state",
-    metadata,
-    sa.Column("target", sa.String(255), primary_key=True),
-    sa.Column("check", sa.String(32), primary_key=True),
-    sa.Column("source", sa.String(255), primary_key=True),
-    sa.Column("status", sa.String(8), nullable=False),  # ok / problem (unknown never stored here)
-    sa.Column("severity", sa.String(16)),
-    sa.Column("detail", sa.Text(), nullable=False, server_default=""),
-    sa.Column("data", sa.JSON(), nullable=False, default=dict),
-    sa.Column("pool", sa.String(128), nullable=False, server_default=""),
-    sa.Column("customer", sa.String(128), nullable=False, server_default=""),
-    sa.Column("checked_at", UtcDateTime(), nullable=False),  # last ok/problem answer
-    sa.Column("changed_at", UtcDateTime(), nullable=False),
-    sa.Column("last_unknown_at", UtcDateTime()),
-    sa.Column("last_error", sa.Text()),
-)
-
-state_changes = sa.Table(
-    "state_changes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", UtcDateTime(), nullable=False, index=True),
-    sa.Column("target", sa.String(255), nullable=False),
-    sa.Column("check", sa.String(32), nullable=False),
-    sa.Column("source", sa.String(255), nullable=False),
-    sa.Column("old_status", sa.String(8)),
-    sa.Column("new_status", sa.String(8), nullable=False),
-    sa.Column("severity", sa.String(16)),
-    sa.Column("detail", sa.Text(), nullable=False, server_default=""),
-)
-
-problem_episodes = sa.Table(
-    "problem_episodes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("target", sa.String(255), nullable=False),
-    sa.Column("check", sa.String(32), nullable=False),
-    sa.Column("source", sa.String(255), nullable=False),
-    sa.Column("started_at", UtcDateTime(), nullable=False),
-    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
-    sa.Column("ended_at", UtcDateTime()),
-    sa.Column("data", sa.JSON(), nullable=False, default=dict),
-    sa.Index("ix_episode_key", "target", "check", "source"),
-)
-
-#: one row per finished sweep: when, how long, what came out
-sweep_runs = sa.Table(
-    "sweep_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("sweep", sa.String(32), nullable=False),
-    sa.Column("started_at", UtcDateTime(), nullable=False, index=True),
-    sa.Column("duration", sa.Float, nullable=False),
-    sa.Column("targets", sa.Integer, nullable=False),
-    sa.Column("ok", sa.Integer, nullable=False),
-    sa.Column("problem", sa.Integer, nullable=False),
-    sa.Column("unknown", sa.Integer, nullable=False),
-    sa.Column("unknown_by_source", sa.JSON(), nullable=False, default=dict),
-)
+from collectors.sweep import SweepSummary
+from monitor.store.db import Store, Tx
+from monitor.store.schema import check_state, problem_episodes, state_changes, sweep_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,3 +267,112 @@ def current_problems(store: Store, checks: Iterable[str] | None = None) -> list[
             )
             for row in conn.execute(q)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """The recorded state of one (target, check, source), as the rules read it."""
+
+    target: str
+    check: str
+    source: str
+    status: str
+    severity: str | None
+    detail: str
+    data: dict[str, Any]
+    pool: str
+    customer: str
+    checked_at: dt.datetime
+    changed_at: dt.datetime
+    last_unknown_at: dt.datetime | None
+    last_error: str | None
+
+
+def _state(row: Any) -> CheckState:
+    return CheckState(
+        target=row.target,
+        check=row.check,
+        source=row.source,
+        status=row.status,
+        severity=row.severity,
+        detail=row.detail,
+        data=dict(row.data or {}),
+        pool=row.pool,
+        customer=row.customer,
+        checked_at=row.checked_at,
+        changed_at=row.changed_at,
+        last_unknown_at=row.last_unknown_at,
+        last_error=row.last_error,
+    )
+
+
+def problems_of_check(tx: Tx, check: str) -> list[CheckState]:
+    """Every (target, source) whose recorded status for ``check`` is ``problem``."""
+    q = sa.select(check_state).where(check_state.c.check == check, check_state.c.status == PROBLEM)
+    return [_state(row) for row in tx.execute(q)]
+
+
+def state_of(tx: Tx, target: str, check: str, source: str) -> CheckState | None:
+    """The recorded state of one (target, check, source); ``None`` when never answered."""
+    row = tx.execute(
+        sa.select(check_state).where(
+            check_state.c.target == target,
+            check_state.c.check == check,
+            check_state.c.source == source,
+        )
+    ).first()
+    return _state(row) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRun:
+    """One finished sweep as recorded."""
+
+    sweep: str
+    started_at: dt.datetime
+    duration: float
+    targets: int
+    ok: int
+    problem: int
+    unknown: int
+    unknown_by_source: dict[str, int]
+
+
+def record_sweep(store: Store, summary: SweepSummary) -> None:
+    """Record a finished sweep: when, how long, what came out."""
+    with store.begin() as conn:
+        conn.execute(
+            sweep_runs.insert().values(
+                sweep=summary.sweep,
+                started_at=summary.started,
+                duration=summary.duration,
+                targets=summary.targets,
+                ok=summary.ok,
+                problem=summary.problem,
+                unknown=summary.unknown,
+                unknown_by_source=summary.unknown_by_source,
+            )
+        )
+
+
+def last_sweep(store: Store, sweep: str) -> SweepRun | None:
+    """The latest recorded run of ``sweep`` (``dnsbl``, ``hygiene`` …), ``None`` if none."""
+    with store.begin() as conn:
+        row = conn.execute(
+            sa.select(sweep_runs)
+            .where(sweep_runs.c.sweep == sweep)
+            .order_by(sweep_runs.c.started_at.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    return SweepRun(
+        sweep=row.sweep,
+        started_at=row.started_at,
+        duration=row.duration,
+        targets=row.targets,
+        ok=row.ok,
+        problem=row.problem,
+        unknown=row.unknown,
+        unknown_by_source=dict(row.unknown_by_source or {}),
+    )

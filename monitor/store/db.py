@@ -1,51 +1,41 @@
-"""The SQL store: one SQLAlchemy Core metadata, SQLite or PostgreSQL with the same code.
+"""The SQL store: one engine on SQLite or PostgreSQL, its transactions, and its errors.
 
-Tables are declared by the modules of this package on :data:`metadata`;
-:meth:`Store.open` creates what is missing. Times are stored as UTC
-timezone-aware datetimes.
+The tables are declared in :mod:`monitor.store.schema`; :meth:`Store.open` creates what is
+missing. Every failure of the database reaches the caller as one of repmon's own errors
+(:mod:`checks.errors`), never as a SQLAlchemy exception:
+
+- :class:`~checks.errors.StoreUnavailable`: the database cannot be reached now, the
+  connection was lost, or it is locked or read-only (``OperationalError``,
+  ``InterfaceError``, a DBAPI disconnect, a pool timeout): try again later;
+- :class:`~checks.errors.StoreConflict`: a write collided with another writer on a unique
+  key (``IntegrityError``): re-read and retry;
+- :class:`~checks.errors.StoreError`: anything else the database refused.
+
+The translation happens in :meth:`Store.open` and :meth:`Store.begin` (so in every query
+function of this package, which all run inside one of them) and in :func:`translated` for
+the few sessions held outside a transaction (:mod:`monitor.store.leases`). Messages name the
+URL with its password hidden.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from checks.errors import StoreError
+from checks.errors import StoreConflict, StoreError, StoreUnavailable
+from monitor.store.schema import metadata
 
-metadata = sa.MetaData()
+#: One open transaction of the store. Code outside ``monitor/store/`` only passes it on to
+#: the store's functions (those that must share one transaction take it); it never runs
+#: statements on it.
+Tx: TypeAlias = Connection
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC datetime on both engines (SQLite drops the zone otherwise)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(
-        self, value: dt.datetime | None, dialect: sa.Dialect
-    ) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(
-        self, value: dt.datetime | None, dialect: sa.Dialect
-    ) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+#: sqlite3 messages of a database another writer holds or that cannot be written now
+_UNAVAILABLE_TEXT = ("database is locked", "database table is locked", "readonly database")
 
 
 def engine_url(url: str) -> str:
@@ -55,19 +45,68 @@ def engine_url(url: str) -> str:
     return url
 
 
+def safe_url(url: str) -> str:
+    """The URL as it may be shown: the password replaced by ``***``."""
+    try:
+        return sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: show its scheme only
+        return url.partition("://")[0] + "://…"
+
+
+def _password(url: str) -> str | None:
+    try:
+        return sa.engine.make_url(engine_url(url)).password
+    except Exception:
+        return None
+
+
+def store_error(exc: BaseException, url: str) -> StoreError:
+    """The repmon error for a SQLAlchemy error raised while using the store at ``url``."""
+    cause = getattr(exc, "orig", None) or exc
+    text = f"store {safe_url(url)}: {exc.__class__.__name__}: {cause}".strip()
+    password = _password(url)
+    if password:
+        text = text.replace(str(password), "***")
+    if isinstance(exc, sa.exc.IntegrityError):
+        return StoreConflict(text)
+    invalidated = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    if (
+        invalidated
+        or isinstance(
+            exc,
+            sa.exc.OperationalError
+            | sa.exc.InterfaceError
+            | sa.exc.DisconnectionError
+            | sa.exc.TimeoutError,
+        )
+        or any(t in str(cause) for t in _UNAVAILABLE_TEXT)
+    ):
+        return StoreUnavailable(text)
+    return StoreError(text)
+
+
+@contextmanager
+def translated(url: str) -> Iterator[None]:
+    """Run a block whose SQLAlchemy errors become repmon's store errors (the cause kept)."""
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        raise store_error(exc, url) from exc
+
+
 class Store:
     """A connection pool to the configured database with every table created."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, url: str | None = None) -> None:
         self.engine = engine
+        self.url = url if url is not None else str(engine.url)
 
     @classmethod
     def open(cls, url: str) -> Store:
-        # import the table modules so that metadata knows every table
-        from monitor.store import tables  # noqa: F401
-
-        kwargs: dict[str, object] = {"future": True}
-        if url.startswith("sqlite"):
+        """Connect and create missing tables; raises :class:`StoreUnavailable` (cannot reach
+        or lock it) or :class:`StoreError` (cannot use it), never a SQLAlchemy error."""
+        kwargs: dict[str, object] = {}
+        if url.startswith("sqlite") and "timeout=" not in url:
             kwargs["connect_args"] = {"timeout": 30}
         try:
             engine = sa.create_engine(engine_url(url), **kwargs)
@@ -75,19 +114,19 @@ class Store:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             _create_tables(engine)
         except sa.exc.SQLAlchemyError as exc:
-            safe = sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
-            cause = getattr(exc, "orig", None) or exc
-            raise StoreError(f"store {safe}: {exc.__class__.__name__}: {cause}") from None
-        return cls(engine)
+            raise store_error(exc, url) from None
+        return cls(engine, url)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A transaction: committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
+    def begin(self) -> Iterator[Tx]:
+        """A transaction: committed on success, rolled back on error. SQLAlchemy errors,
+        the commit's included, leave it as :class:`StoreUnavailable`, :class:`StoreConflict`
+        or :class:`StoreError`."""
+        with translated(self.url), self.engine.begin() as conn:
             yield conn
 
     def close(self) -> None:

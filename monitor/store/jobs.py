@@ -7,20 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from monitor.store.db import Store, UtcDateTime, metadata
-
-job_runs = sa.Table(
-    "job_runs",
-    metadata,
-    sa.Column("job", sa.String(64), primary_key=True),
-    sa.Column("instance", sa.String(128), primary_key=True),
-    sa.Column("last_start", UtcDateTime()),
-    sa.Column("last_end", UtcDateTime()),
-    sa.Column("last_status", sa.String(16), nullable=False, server_default=""),  # ok error skipped
-    sa.Column("last_error", sa.Text()),
-    sa.Column("next_run", UtcDateTime()),
-    sa.Column("runs", sa.Integer, nullable=False, server_default="0"),
-)
+from monitor.store.db import Store
+from monitor.store.schema import job_runs
 
 
 def note_job(
@@ -61,6 +49,8 @@ def note_job(
 
 
 def job_table(store: Store) -> list[dict[str, Any]]:
+    """Every job's row (job, instance, last_start, last_end, last_status, last_error,
+    next_run, runs), by job then instance."""
     with store.begin() as conn:
         rows = conn.execute(sa.select(job_runs).order_by(job_runs.c.job, job_runs.c.instance))
         return [dict(r._mapping) for r in rows]

@@ -20,8 +20,8 @@ from monitor.cases import (
     open_case_counts,
     resolve,
 )
-from monitor.store import Store
-from monitor.store.cases import case_events, cases
+from monitor.store import Store, StoreConflict
+from monitor.store.schema import case_events, cases
 from tests.monitor.test_cases_rules import IP, IP2, T0, add_events, add_sent, check, make_config
 
 H = dt.timedelta(hours=1)
@@ -227,7 +227,7 @@ def test_only_one_active_case_per_key_in_the_database(store: Store) -> None:
         conn.execute(cases.insert().values(row | {"state": "resolved"}))
         conn.execute(cases.insert().values(row | {"state": "resolved"}))
         conn.execute(cases.insert().values(row))
-    with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
+    with pytest.raises(StoreConflict), store.begin() as conn:
         conn.execute(cases.insert().values(row | {"state": "acknowledged"}))
 
 

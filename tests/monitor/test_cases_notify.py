@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from monitor.cases import deliver_notifications, evaluate, get_case, list_cases, resolve
 from monitor.config import Config
 from monitor.store import Store
-from monitor.store.cases import notify_outbox
+from monitor.store.schema import notify_outbox
 from tests.monitor.test_cases_rules import IP, T0, add_events, add_sent, check, make_config
 from tests.servers import free_port
 

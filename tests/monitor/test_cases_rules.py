@@ -13,7 +13,7 @@ from monitor.cases import evaluate, list_cases
 from monitor.config import Config, parse_config
 from monitor.store import Store
 from monitor.store.checks import record_results
-from monitor.store.feedback import dmarc_records, feedback_events, sent_volume
+from monitor.store.schema import dmarc_records, feedback_events, sent_volume
 
 T0 = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)
 IP = "203.0.113.7"

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from monitor.cli import main
 from monitor.store import Store
-from monitor.store.feedback import feedback_events, feedback_messages
+from monitor.store.schema import feedback_events, feedback_messages
 from tests.configs import blocklists, code, pool
 from tests.daemon_support import (
     Daemon,
@@ -109,6 +109,7 @@ backoff = "1s"
 [api]
 listen = "127.0.0.1:{api_port}"
 token = "{TOKEN}"
+open_reads = true
 
 {influx}
 """

@@ -23,17 +23,12 @@ from collectors.feedback.model import (
     TlsReport,
 )
 from collectors.feedback.parse import parse_message
-from collectors.feedback.pipeline import (
-    bucket_start,
-    ingest_report,
-    ingest_spooled,
-    recipient_token,
-    redact,
-)
+from collectors.feedback.pipeline import bucket_start, recipient_token, redact
 from monitor.config import Config, ConfigError, parse_config
+from monitor.feedback_intake import ingest_report, ingest_spooled
 from monitor.inventory import Inventory
 from monitor.store import Store
-from monitor.store.feedback import (
+from monitor.store.schema import (
     dmarc_records,
     feedback_counts,
     feedback_events,

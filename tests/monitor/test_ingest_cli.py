@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from monitor.cli import main
 from monitor.store import Store
-from monitor.store.feedback import dmarc_records, feedback_events, feedback_messages
+from monitor.store.schema import dmarc_records, feedback_events, feedback_messages
 from tests.monitor.test_feedback_pipeline import (
     MX_RECEIVED,
     arf,
@@ -266,3 +266,26 @@ def test_single_message_after_a_from_line_keeps_its_plain_label(
     eml.write_bytes(mbox(BOUNCE))
     code, items = run_json(capsys, "--config", str(config_file), str(eml))
     assert code == 0 and [(i["file"], i["kind"]) for i in items] == [(str(eml), "bounce")]
+
+
+def test_older_than_the_retention_is_never_dropped_silently(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report older than [retention] feedback is not stored (housekeeping would delete it)
+    unless --keep, and the run says so either way."""
+    config = write_config(tmp_path, sqlite_url)
+    config.write_text(config.read_text() + '\n[retention]\nfeedback = "1d"\n')
+    report = tmp_path / "old.xml"
+    report.write_bytes(dmarc_xml([("192.0.2.4", 120, "pass")]))  # a report from 2025
+    assert main(["ingest", "--config", str(config), str(report)]) == 0
+    out, err = capsys.readouterr()
+    assert "older than the retention" in err and "--keep" in err
+    assert "older than the retention (not stored): 1" in out
+    store = Store.open(sqlite_url)
+    with store.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(dmarc_records)).scalar() == 0
+    assert main(["ingest", "--keep", "--config", str(config), str(report)]) == 0
+    assert "stored (--keep)" in capsys.readouterr().err
+    with store.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(dmarc_records)).scalar() == 1
+    store.close()

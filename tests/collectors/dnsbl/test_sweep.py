@@ -9,7 +9,8 @@ import pytest
 
 from monitor.cli import main
 from monitor.store import Store
-from monitor.store.checks import current_problems, problem_episodes, state_changes
+from monitor.store.checks import current_problems
+from monitor.store.schema import problem_episodes, state_changes
 from tests.configs import blocklists, code, pool, table
 from tests.servers import rbldnsd, silent_udp_server
 

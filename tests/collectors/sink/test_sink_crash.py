@@ -27,7 +27,7 @@ from collectors.sink.segment import read_segment
 from monitor.store import Store
 from tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository (tests/collectors/sink/ is 3 deep)
 DOMAIN = "fb.example"
 
 
@@ -267,7 +267,7 @@ def test_crash_between_commit_and_done_is_a_no_op(
 ) -> None:
     """The store has the message (committed) but the spool still has it in new/: the
     restart processes it again and nothing is counted twice."""
-    pipeline = pytest.importorskip("collectors.feedback.pipeline")
+    intake = pytest.importorskip("monitor.feedback_intake")
     from monitor.config import load_config
     from monitor.inventory import Inventory
 
@@ -280,7 +280,7 @@ def test_crash_between_commit_and_done_is_a_no_op(
     msg = spool.accept(raw, {"mail_from": "", "rcpt_tos": [f"bounces@{DOMAIN}"]})
     store = Store.open(store_url)
     try:
-        pipeline.ingest_spooled(
+        intake.ingest_spooled(
             store,
             config,
             Inventory.from_config(config),

@@ -1,4 +1,5 @@
-"""Sent volume: record_sent, the Postfix log reader, and ``repmon volume``."""
+"""Sent volume: validated counts (collector) added to the store, the Postfix log reader, and
+``repmon volume``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ from pathlib import Path
 import pytest
 
 from collectors.volume.postfix_log import count_lines, ip_for_tag, parse_time, read_log
-from collectors.volume.sent import VolumeError, bucket_of, record_many, record_sent, sent_total
+from collectors.volume.sent import (
+    SentCount,
+    VolumeError,
+    bucket_of,
+    sent_count,
+    sent_counts,
+)
 from monitor.cli import main
 from monitor.store import Store
+from monitor.store.volume import add_sent, sent_total
 
 T0 = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
@@ -50,6 +58,11 @@ MAPPING = {
 }
 
 
+def record_sent(store: Store, ip: str, count: int, at: dt.datetime, source: str = "api") -> None:
+    """What ``repmon volume add`` and ``POST /v1/volume`` do: validate, then add."""
+    add_sent(store, [sent_count(ip, count, at, source)])
+
+
 def test_record_sent_adds_up_within_the_hour(store: Store) -> None:
     record_sent(store, "203.0.113.7", 100, T0 + dt.timedelta(minutes=5), "http")
     record_sent(store, "203.0.113.7", 50, T0 + dt.timedelta(minutes=55), "http")
@@ -57,7 +70,24 @@ def test_record_sent_adds_up_within_the_hour(store: Store) -> None:
     record_sent(store, "203.0.113.7", 10, T0, "postfix-log")
     assert sent_total(store, "203.0.113.7", T0, T0 + H) == {"http": 150, "postfix-log": 10}
     assert sent_total(store, "203.0.113.7", T0, T0 + 2 * H)["http"] == 220
-    assert record_many(store, {}, "http") == 0
+    assert add_sent(store, sent_counts({}, "http")) == 0
+
+
+def test_sent_counts_merge_per_ip_and_hour() -> None:
+    rows = sent_counts(
+        {
+            ("203.0.113.7", T0 + dt.timedelta(minutes=5)): 3,
+            (" 203.0.113.7", T0 + dt.timedelta(minutes=50)): 4,
+            ("2001:DB8::1", T0 + H): 1,
+        },
+        "postfix-log",
+    )
+    assert rows == [
+        SentCount(T0, "203.0.113.7", "postfix-log", 7),
+        SentCount(T0 + H, "2001:db8::1", "postfix-log", 1),
+    ]
+    with pytest.raises(VolumeError, match="source"):
+        sent_counts({}, "")
 
 
 @pytest.mark.parametrize(
@@ -74,6 +104,8 @@ def test_record_sent_refuses_bad_input(
     store = Store.open(sqlite_url)
     with pytest.raises(VolumeError, match=why):
         record_sent(store, ip, count, at)
+    with pytest.raises(VolumeError, match=why):
+        sent_count(ip, count, at)  # the collector refuses it before any store is involved
     store.close()
 
 
