@@ -4,6 +4,10 @@ Run ``python grafana/build.py`` after a change and commit the JSON with it; a
 test fails when the committed JSON differs from what this script writes. Every
 panel's title is the question it answers. The InfluxQL runs on InfluxDB 1.x,
 2.x (DBRP mapping) and 3.x; the schema it reads is docs/timeseries.md.
+
+Drill-down: overview -> pool -> sending IP -> customer (data links on series and
+table cells, header links carrying the variables). Colours: ``panels.SEVERITY_COLORS``
+for every severity, nothing else in those colours.
 """
 
 from __future__ import annotations
@@ -11,27 +15,287 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
 
 from panels import (  # noqa: E402
+    ALIGNMENT_OVERRIDES,
     BOUNCE_STEPS,
+    BOUNCE_THRESHOLDS,
     COMPLAINT_STEPS,
-    LISTED_MAPPINGS,
+    COMPLAINT_THRESHOLDS,
     LISTING_WINDOW,
+    MIN_VOLUME,
+    NEUTRAL_COLOR,
+    SEVERITY_LEVEL_MAPPINGS,
     STATE_MAPPINGS,
+    STATE_STEPS,
+    UNKNOWN_COLOR,
+    column,
     dashboard,
+    dashboard_link,
+    dashboard_url,
+    data_link,
+    listings_query,
+    organize,
     panel,
     query_variable,
+    rate_table_query,
     render_json,
+    severity_levels,
+    severity_overrides,
     target,
 )
 
-OUT = Path(__file__).resolve().parent / "dashboards"
+from checks.dnsbl.catalogue import CATALOGUE  # noqa: E402
 
-#: last answer per (target, zone) within the sweep window, unknown answers carry no ``listed``
-_LISTED_NOW = """SELECT last("listed") AS "listed" FROM "dnsbl"
-    WHERE time > now() - $listing_window GROUP BY "target", "zone", "severity", "target_type" """
+OUT = HERE / "dashboards"
+
+OVERVIEW, POOL, SENDING_IP, CUSTOMER, DOMAINS, FEEDBACK = (
+    "repmon-overview", "repmon-pool", "repmon-sending-ip", "repmon-customer", "repmon-domains",
+    "repmon-feedback",
+)  # fmt: skip
+
+#: the filter of the dashboards with multi-value ``customer`` and ``pool`` variables
+FILTER = """"pool" =~ /^$pool$/ AND "customer" =~ /^$customer$/"""
+
+
+# --- links ---------------------------------------------------------------------------------
+def _to_ip(value: str = "${__value.raw}") -> dict[str, Any]:
+    return data_link(f"Sending IP {value}", dashboard_url(SENDING_IP, ip=value))
+
+
+def _to_pool(value: str = "${__value.raw}") -> dict[str, Any]:
+    return data_link(f"Pool {value}", dashboard_url(POOL, pool=value))
+
+
+def _to_customer(value: str = "${__value.raw}") -> dict[str, Any]:
+    return data_link(f"Customer {value}", dashboard_url(CUSTOMER, customer=value))
+
+
+def _to_domain(value: str = "${__value.raw}") -> dict[str, Any]:
+    return data_link(f"Domain {value}", dashboard_url(DOMAINS, domain=value))
+
+
+# --- delist links: the zone catalogue's delist URL per zone, as value mappings --------------
+def _delist_mappings() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(text, url-prefix) value mappings keyed by zone. The delist column shows the site; the
+    hidden ``delist_url`` column maps the zone to the URL up to the target, and the link is
+    ``${__data.fields.delist_url:raw}${__data.fields.target}``. A page without the target in
+    its URL gets it as a ``#fragment`` (ignored by the site). Zones outside the built-in
+    catalogue (``[[dnsbl.zones]]`` of your own) have no known page: ``repmon status`` has it.
+    """
+    text: dict[str, Any] = {}
+    url: dict[str, Any] = {}
+    for i, zone in enumerate(z for z in CATALOGUE if z.delist):
+        prefix, found, suffix = zone.delist.partition("{target}")
+        if found and suffix:
+            raise ValueError(f"{zone.label}: the target must end the delist URL: {zone.delist}")
+        text[zone.label] = {"text": f"{urlsplit(zone.delist).netloc} ↗", "index": i}
+        url[zone.label] = {"text": prefix if found else zone.delist + "#", "index": i}
+    unknown = "no delist page known: see repmon status"
+    return (
+        [
+            {"type": "value", "options": text},
+            {"type": "regex", "options": {"pattern": ".*", "result": {"text": unknown}}},
+        ],
+        [
+            {"type": "value", "options": url},
+            {"type": "regex", "options": {"pattern": ".*", "result": {"text": "#"}}},
+        ],
+    )
+
+
+DELIST_TEXT, DELIST_URL = _delist_mappings()
+DELIST_LINK = data_link(
+    "Delist / look up ${__data.fields.target} at ${__data.fields.zone}",
+    "${__data.fields.delist_url:raw}${__data.fields.target}",
+    new_tab=True,
+)
+LISTING_COLUMNS = ["target", "zone", "severity", "age", "pool", "customer", "delist", "delist_url"]
+
+
+def listings_table(
+    title: str, description: str, where: str, grid: tuple[int, int, int, int], kind: str = "ip"
+) -> dict[str, Any]:
+    """The IP x zone (or domain x zone) table: what is listed now, where, how severe, for how
+    long, whose, and the delist link."""
+    to_target = _to_ip() if kind == "ip" else _to_domain()
+    return panel(
+        "table",
+        title,
+        description
+        + " Severity is the listing's (from the zone's answer code); 'listed for' runs from the "
+        "first listed answer after a not-listed one, or from the start of the time range when "
+        "it was listed all along, to the last sweep. Unknown answers neither start nor end a "
+        "listing. Click the delist column for the zone's delisting / lookup page.",
+        [target(listings_query(f""""target_type" = '{kind}' AND {where}"""), table=True)],
+        grid,
+        overrides=[
+            column("target", "IP" if kind == "ip" else "domain", links=[to_target]),
+            column("zone", "zone"),
+            column("severity", "severity", mappings=SEVERITY_LEVEL_MAPPINGS, background=True),
+            column("age", "listed for", unit="dtdurations"),
+            column("pool", "pool", links=[_to_pool()]),
+            column("customer", "customer", links=[_to_customer()]),
+            column("delist", "delist", mappings=DELIST_TEXT, links=[DELIST_LINK]),
+            column("delist_url", hidden=True, mappings=DELIST_URL),
+        ],
+        transformations=[organize(LISTING_COLUMNS)],
+        sort_by=("severity", True),
+    )
+
+
+RATE_COLUMNS = [
+    "sending_ip", "pool", "customer", "sent", "complaints", "complaint_rate", "hard_bounces",
+    "hard_bounce_rate",
+]  # fmt: skip
+
+
+def rate_table(
+    title: str,
+    description: str,
+    where: str,
+    grid: tuple[int, int, int, int],
+    key: str = "sending_ip",
+    by: str = "complaint_rate",
+    limit: int | None = 10,
+) -> dict[str, Any]:
+    """A "top" table: volume and both rates next to pool and customer, links to drill down."""
+    return panel(
+        "table",
+        title,
+        description
+        + f" Over the dashboard's time range (the rules judge the last 24 h: pick that range to "
+        f"see what they see); rows that sent fewer than {MIN_VOLUME:,} messages (the rules' "
+        "min_volume) are left out: a rate on little volume means little. Rates are coloured "
+        "by the severity of the case repmon's rule opens at that rate.",
+        [target(rate_table_query(where, key, by, limit), table=True)],
+        grid,
+        overrides=[
+            column("sending_ip", "IP", links=[_to_ip()]),
+            column("pool", "pool", links=[_to_pool()]),
+            column("customer", "customer", links=[_to_customer()]),
+            column("sent", "sent", unit="short"),
+            column("complaints", "complaints", unit="short"),
+            _rate_column("complaint_rate", "complaint rate", COMPLAINT_STEPS),
+            column("hard_bounces", "hard bounces", unit="short"),
+            _rate_column("hard_bounce_rate", "hard-bounce rate", BOUNCE_STEPS),
+        ],
+        transformations=[organize([c for c in RATE_COLUMNS if c != "sending_ip" or key == c])],
+        sort_by=("complaint rate" if by == "complaint_rate" else "hard-bounce rate", True),
+    )
+
+
+def _rate_column(name: str, display: str, steps: list[tuple[str, float | None]]) -> dict[str, Any]:
+    out = column(name, display, unit="percent", decimals=3)
+    out["properties"] += [
+        {
+            "id": "thresholds",
+            "value": {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]},
+        },
+        {"id": "color", "value": {"mode": "thresholds"}},
+        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+    ]
+    return out
+
+
+def rate_panel(
+    kind: str,
+    what: str,
+    where: str,
+    by: str,
+    grid: tuple[int, int, int, int],
+    links: list[dict[str, Any]] | None = None,
+    extra: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Complaint or hard-bounce rate over time, on its own axis with its own rule thresholds."""
+    if kind == "complaint":
+        limits, steps, field = COMPLAINT_THRESHOLDS, COMPLAINT_STEPS, "complaint"
+        title = f"Is the complaint rate of {what} below 0.1 % (medium) and 0.3 % (critical)?"
+        text = (
+            "Complaints (feedback-loop reports) / messages sent, per hour, in percent. "
+            "Dashed lines: the severity of the case [rules.complaints] opens (defaults: medium "
+            "at 0.1 %, critical at 0.3 %: Gmail and Yahoo ask bulk senders to stay below 0.1 % "
+            "and never reach 0.3 %)."
+        )
+    else:
+        limits, steps, field = BOUNCE_THRESHOLDS, BOUNCE_STEPS, "hard_bounce"
+        title = f"Is the hard-bounce rate of {what} below 5 % (medium) and 10 % (critical)?"
+        text = (
+            "Hard bounces (bad-mailbox, bad-domain, inactive-mailbox) / messages sent, per "
+            "hour, in percent. Dashed lines: the severity of the case [rules.bounces] opens "
+            "(defaults: medium at 5 %, critical at 10 %: Amazon SES reviews at 5 %, pauses at "
+            "10 %)."
+        )
+    alias = f"$tag_{by}" if by else what
+    group = f', "{by}"' if by else ""
+    return panel(
+        "timeseries",
+        title,
+        text + " Lines take the colour of the range they are in (green below the first line). "
+        "The rules judge a rate only above min_volume messages: read it with the volume.",
+        [
+            target(
+                f"""SELECT 100.0 * sum("{field}") / sum("sent") FROM "feedback" WHERE {where}
+                AND $timeFilter GROUP BY time($__interval){group} fill(none)""",
+                alias,
+            ),
+            *(extra or []),
+        ],
+        grid,
+        unit="percent",
+        steps=steps,
+        interval="1h",
+        soft_max=max(limits.values()) * 1.1,
+        links=links,
+        by_threshold=True,
+    )
+
+
+def volume_panel(
+    title: str, where: str, by: str, grid: tuple[int, int, int, int], links: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return panel(
+        "timeseries",
+        title,
+        "Messages sent per hour (repmon's sent-volume intake: the denominator of every rate).",
+        [
+            target(
+                f"""SELECT sum("sent") FROM "feedback" WHERE {where} AND $timeFilter
+                GROUP BY time($__interval), "{by}" fill(none)""",
+                f"$tag_{by}",
+            )
+        ],
+        grid,
+        interval="1h",
+        stack=True,
+        bars=True,
+        links=links,
+    )
+
+
+# --- dashboards ----------------------------------------------------------------------------
+def _customer_var(multi: bool = True) -> dict[str, Any]:
+    return query_variable(
+        "customer",
+        "Customer",
+        """SHOW TAG VALUES FROM "hygiene" WITH KEY = "customer" WHERE "customer" != 'none'""",
+        multi=multi,
+    )
+
+
+def _pool_var() -> dict[str, Any]:
+    return query_variable(
+        "pool",
+        "Pool",
+        """SHOW TAG VALUES FROM "hygiene" WITH KEY = "pool"
+        WHERE "customer" =~ /^$customer$/ AND "pool" != 'none'""",
+        multi=True,
+    )
 
 
 def overview() -> dict[str, Any]:
@@ -39,17 +303,21 @@ def overview() -> dict[str, Any]:
         panel(
             "stat",
             "How many of our IPs and domains are listed right now?",
-            "Targets listed on at least one blocklist zone in the latest sweep. "
-            "Unknown answers (timeouts, refused queries) count as their last known state.",
+            "Targets listed on at least one blocklist zone, by the last known answer of each "
+            "(target, zone) within the sweep window. Unknown answers (timeouts, refused queries) "
+            "count as the last known state.",
             [
                 target(
-                    f"""SELECT count("l") FROM (SELECT max("listed") AS "l" FROM ({_LISTED_NOW})
-                GROUP BY "target", "target_type") WHERE "l" > 0 GROUP BY "target_type" """,
+                    f"""SELECT count("l") FROM (SELECT max("listed") AS "l" FROM
+                (SELECT last("listed") AS "listed" FROM "dnsbl"
+                WHERE time > now() - $listing_window AND {FILTER}
+                GROUP BY "target", "zone", "target_type") GROUP BY "target", "target_type")
+                WHERE "l" > 0 GROUP BY "target_type" """,
                     "$tag_target_type listed",
                 )
             ],  # fmt: skip
             (0, 0, 6, 5),
-            steps=[("green", None), ("red", 1)],
+            color=NEUTRAL_COLOR,
         ),
         panel(
             "stat",
@@ -57,32 +325,38 @@ def overview() -> dict[str, Any]:
             "(target, zone) pairs that went from not listed to listed in the last 24 h.",
             [
                 target(
-                    """SELECT count("d") AS "new listings" FROM (SELECT difference("listed") AS "d"
-                FROM "dnsbl" WHERE time > now() - 24h GROUP BY "target", "zone") WHERE "d" > 0""",
+                    f"""SELECT count("d") AS "new listings" FROM (SELECT difference("listed") AS "d"
+                FROM "dnsbl" WHERE time > now() - 24h AND {FILTER} GROUP BY "target", "zone")
+                WHERE "d" > 0""",
                     "new listings",
                 )
             ],  # fmt: skip
             (6, 0, 6, 5),
-            steps=[("green", None), ("orange", 1)],
+            color=NEUTRAL_COLOR,
         ),
         panel(
             "bargauge",
             "Which blocklist zones list us right now, and how severe is it?",
-            "Active listings (IP or domain on a zone) per zone and severity, latest sweep.",
+            "Targets (IP or domain) listed per zone, by the severity of the listing (the "
+            "zone's answer code), from the last known answer within the sweep window. Bars are "
+            "coloured by severity: critical red, high orange, medium yellow, low blue, info grey.",
             [
                 target(
-                    f"""SELECT sum("listed") FROM ({_LISTED_NOW}) WHERE "severity" <> 'none'
-                GROUP BY "zone", "severity" """,
+                    f"""SELECT count("listed") FROM (SELECT last("listed") AS "listed", "severity"
+                FROM "dnsbl" WHERE time > now() - $listing_window AND {FILTER}
+                GROUP BY "target", "zone") WHERE "listed" > 0 GROUP BY "zone", "severity" """,
                     "$tag_zone ($tag_severity)",
                 )
             ],  # fmt: skip
             (12, 0, 12, 10),
-            steps=[("green", None), ("orange", 1), ("red", 5)],
+            color=NEUTRAL_COLOR,
+            overrides=severity_overrides(r"/\({sev}\)$/"),
         ),
         panel(
             "timeseries",
             "How many cases are open, by severity?",
-            "Open cases per severity at each evaluation; from the cases measurement.",
+            "Open cases per severity at each evaluation, all pools and customers (the cases "
+            "measurement has no pool or customer tag).",
             [
                 target(
                     """SELECT sum("open") FROM (SELECT last("open") AS "open" FROM "cases"
@@ -95,57 +369,67 @@ def overview() -> dict[str, Any]:
             interval="1h",
             stack=True,
             bars=True,
+            overrides=severity_overrides(),
         ),
-        panel(
-            "timeseries",
-            "Is any pool's complaint rate approaching 0.1 % or 0.3 %?",
-            "Complaints (feedback-loop reports) / messages sent, per pool and hour, in percent. "
-            "Gmail and Yahoo ask senders to stay below 0.1 % and never reach 0.3 %. "
-            "A rate on little volume means little: read it with the sent volume.",
-            [
-                target(
-                    """SELECT sum("complaint") / sum("sent") * 100 FROM "feedback"
-                WHERE $timeFilter GROUP BY time($__interval), "pool" fill(none)""",
-                    "$tag_pool",
-                )
-            ],
-            (0, 10, 12, 8),
-            unit="percent",
-            steps=COMPLAINT_STEPS,
-            interval="1h",
+        listings_table(
+            "Which of our IPs are listed on which zone (IP × zone), since when, and where do we "
+            "delist?",
+            "Every (IP, zone) listed now.",
+            FILTER,
+            (0, 10, 24, 9),
         ),
-        panel(
-            "timeseries",
-            "Is any pool's hard-bounce rate approaching 5 % or 10 %?",
-            "Hard bounces (bad-mailbox, bad-domain, inactive-mailbox) / messages sent, per pool "
-            "and hour, in percent. Amazon SES reviews an account at 5 % and pauses it at 10 %.",
-            [
-                target(
-                    """SELECT sum("hard_bounce") / sum("sent") * 100 FROM "feedback"
-                WHERE $timeFilter GROUP BY time($__interval), "pool" fill(none)""",
-                    "$tag_pool",
-                )
-            ],
-            (12, 10, 12, 8),
-            unit="percent",
-            steps=BOUNCE_STEPS,
-            interval="1h",
+        listings_table(
+            "Which of our domains are listed on which zone, since when?",
+            "Every (domain, zone) listed now.",
+            FILTER,
+            (0, 19, 24, 5),
+            kind="domain",
+        ),
+        rate_panel(
+            "complaint",
+            "each pool",
+            FILTER,
+            "pool",
+            (0, 24, 12, 8),
+            links=[_to_pool("${__field.labels.pool}")],
+        ),
+        rate_panel(
+            "bounce",
+            "each pool",
+            FILTER,
+            "pool",
+            (12, 24, 12, 8),
+            links=[_to_pool("${__field.labels.pool}")],
+        ),
+        volume_panel(
+            "How much mail does each pool send?",
+            FILTER,
+            "pool",
+            (0, 32, 12, 8),
+            [_to_pool("${__field.labels.pool}")],
+        ),
+        rate_table(
+            "Which sending IPs have the highest complaint rates?",
+            "The 10 sending IPs with the highest complaint rate.",
+            FILTER,
+            (12, 32, 12, 8),
         ),
         panel(
             "timeseries",
             "Which blocklist zones fail to answer?",
             "Share of queries per zone that ended unknown (timeout, SERVFAIL, REFUSED, a "
-            "refused-query answer): those targets were not checked, they are not clean.",
+            "refused-query answer): those targets were not checked, they are not clean. Dashed "
+            "lines (purple, the colour of 'unknown'): 5 % and 50 %.",
             [
                 target(
-                    """SELECT sum("unknown") / sum("queries") * 100 FROM "dnsbl_zone"
+                    """SELECT 100.0 * sum("unknown") / sum("queries") FROM "dnsbl_zone"
                 WHERE $timeFilter GROUP BY time($__interval), "zone" fill(none)""",
                     "$tag_zone",
                 )
             ],
-            (0, 18, 12, 8),
+            (0, 40, 12, 8),
             unit="percent",
-            steps=[("green", None), ("orange", 5), ("red", 50)],
+            steps=[("transparent", None), (UNKNOWN_COLOR, 5), (UNKNOWN_COLOR, 50)],
             interval="1h",
         ),
         panel(
@@ -159,57 +443,141 @@ def overview() -> dict[str, Any]:
                     "$tag_kind",
                 )
             ],
-            (12, 18, 12, 8),
+            (12, 40, 12, 8),
             unit="s",
             interval="1h",
         ),
     ]
     return dashboard(
-        "repmon-overview",
+        OVERVIEW,
         "repmon / Overview",
-        "Blocklist listings, complaint and bounce rates per pool, blocklist health, open cases.",
+        "Blocklist listings (IP × zone, severity, age, delist links), complaint and bounce rates "
+        "per pool, the worst IPs, blocklist health, open cases. Filter by customer and pool; "
+        "click a pool, IP or customer to drill down.",
         panels,
-        [LISTING_WINDOW],
+        [_customer_var(), _pool_var(), LISTING_WINDOW],
+    )
+
+
+def pool() -> dict[str, Any]:
+    where = """"pool" = '$pool'"""
+    ip_links = [_to_ip("${__field.labels.sending_ip}")]
+    panels = [
+        listings_table(
+            "Which of $pool's IPs are listed on which zone, since when, and where do we delist?",
+            "Every (IP, zone) of the pool listed now.",
+            where,
+            (0, 0, 24, 7),
+        ),
+        rate_table(
+            "How do $pool's IPs compare in volume, complaint and hard-bounce rate?",
+            "Every sending IP of the pool, highest complaint rate first.",
+            where,
+            (0, 7, 24, 8),
+            limit=None,
+        ),
+        rate_panel(
+            "complaint", "each IP in $pool", where, "sending_ip", (0, 15, 12, 8), links=ip_links
+        ),
+        rate_panel(
+            "bounce", "each IP in $pool", where, "sending_ip", (12, 15, 12, 8), links=ip_links
+        ),
+        volume_panel(
+            "How much mail does each of $pool's IPs send?",
+            where,
+            "sending_ip",
+            (0, 23, 12, 8),
+            ip_links,
+        ),
+        panel(
+            "state-timeline",
+            "Do $pool's IPs have a forward-confirmed PTR and SPF authorization?",
+            "Hygiene checks per IP of the pool (ptr: forward-confirmed reverse DNS; "
+            "spf-authorizes: the pool's domains' SPF allows it). Purple: unknown (not checked).",
+            [
+                target(
+                    f"""SELECT last("state") FROM "hygiene" WHERE {where}
+                AND "check" =~ /^(ptr|spf-authorizes)$/ AND $timeFilter
+                GROUP BY time($__interval), "target", "check" fill(previous)""",
+                    "$tag_target $tag_check",
+                )
+            ],  # fmt: skip
+            (12, 23, 12, 8),
+            unit="none",
+            steps=STATE_STEPS,
+            mappings=STATE_MAPPINGS,
+            interval="1h",
+        ),
+    ]
+    return dashboard(
+        POOL,
+        "repmon / Pool",
+        "One pool: its listings, its IPs' volume and rates side by side, PTR and SPF. Click an "
+        "IP to open it; the header links to the pool's customer.",
+        panels,
+        [
+            query_variable(
+                "pool",
+                "Pool",
+                """SHOW TAG VALUES FROM "hygiene" WITH KEY = "pool" WHERE "pool" != 'none'""",
+            ),
+            query_variable(
+                "customer",
+                "Customer",
+                """SHOW TAG VALUES FROM "hygiene" WITH KEY = "customer" WHERE "pool" = '$pool'""",
+                hidden=True,
+            ),
+            LISTING_WINDOW,
+        ],
+        links=[dashboard_link("Customer ${customer}", CUSTOMER, customer="${customer}")],
     )
 
 
 def sending_ip() -> dict[str, Any]:
-    where = """"sending_ip" = '$ip' AND $timeFilter"""
+    where = """"sending_ip" = '$ip'"""
+    feedback_where = f"""{where} AND $timeFilter"""
+    ip_levels = severity_levels(""""target" = '$ip' AND $timeFilter""", unknown=True)
     panels = [
         panel(
             "state-timeline",
-            "On which blocklists is $ip listed, and since when?",
-            "Listing state per zone over time. Gaps are sweeps whose answer was unknown.",
+            "On which blocklists is $ip listed, how severe, and since when?",
+            "Listing state per zone and hour, coloured by the listing's severity (critical "
+            "red, high orange, medium yellow, low blue, info grey; green: not listed; purple: "
+            "unknown, every answer in the hour was a timeout or refusal). Blank: no sweep.",
             [
                 target(
-                    """SELECT max("listed") FROM "dnsbl" WHERE "target" = '$ip' AND $timeFilter
-                GROUP BY time($__interval), "zone" fill(none)""",
+                    f"""SELECT max("level") FROM {ip_levels}
+                GROUP BY time($__interval), "zone" fill(null)""",
                     "$tag_zone",
                 )
-            ],
+            ],  # fmt: skip
             (0, 0, 24, 7),
             unit="none",
-            steps=[("green", None), ("red", 1)],
-            mappings=LISTED_MAPPINGS,
+            mappings=SEVERITY_LEVEL_MAPPINGS,
             interval="1h",
         ),
+        listings_table(
+            "Where is $ip listed right now, since when, and where do we delist?",
+            "Every zone listing this IP now.",
+            """"target" = '$ip'""",
+            (0, 7, 24, 4),
+        ),
+        rate_panel("complaint", "$ip", where, "", (0, 11, 12, 8)),
+        rate_panel("bounce", "$ip", where, "", (12, 11, 12, 8)),
         panel(
             "timeseries",
-            "Are $ip's complaint and hard-bounce rates within the limits?",
-            "Complaints and hard bounces / messages sent from this IP, per hour, in percent. "
-            "Threshold lines: complaints 0.1 % / 0.3 % (hard bounces: 5 % / 10 %).",
+            "How much mail does $ip send?",
+            "Messages sent per hour (the denominator of both rates above).",
             [
                 target(
-                    f"""SELECT sum("complaint") / sum("sent") * 100 AS "complaint rate",
-                sum("hard_bounce") / sum("sent") * 100 AS "hard-bounce rate" FROM "feedback"
-                WHERE {where} GROUP BY time($__interval) fill(none)""",
-                    "$col",
+                    f"""SELECT sum("sent") FROM "feedback" WHERE {feedback_where}
+                GROUP BY time($__interval) fill(none)""",
+                    "sent",
                 )
             ],
-            (0, 7, 12, 8),
-            unit="percent",
-            steps=COMPLAINT_STEPS,
+            (0, 19, 12, 8),
             interval="1h",
+            bars=True,
         ),
         panel(
             "timeseries",
@@ -217,12 +585,12 @@ def sending_ip() -> dict[str, Any]:
             "Bounced recipients per bounce category, per hour.",
             [
                 target(
-                    f"""SELECT sum("bounce") FROM "feedback" WHERE {where}
+                    f"""SELECT sum("bounce") FROM "feedback" WHERE {feedback_where}
                 GROUP BY time($__interval), "category" fill(none)""",
                     "$tag_category",
                 )
             ],
-            (12, 7, 12, 8),
+            (12, 19, 12, 8),
             interval="1h",
             stack=True,
             bars=True,
@@ -231,15 +599,16 @@ def sending_ip() -> dict[str, Any]:
             "bargauge",
             "Which mailbox providers bounce or complain about $ip?",
             "Bounces and complaints per receiving domain over the time range "
-            "(domains outside the provider list are counted as 'other').",
+            "(domains outside the provider list are counted as 'other'). Counts, not severities.",
             [
                 target(
                     f"""SELECT sum("bounce") AS "bounces", sum("complaint") AS "complaints"
-                FROM "feedback" WHERE {where} GROUP BY "receiving_domain" """,
+                FROM "feedback" WHERE {feedback_where} GROUP BY "receiving_domain" """,
                     "$tag_receiving_domain $col",
                 )
             ],  # fmt: skip
-            (0, 15, 12, 9),
+            (0, 27, 12, 9),
+            color=NEUTRAL_COLOR,
         ),
         panel(
             "timeseries",
@@ -253,16 +622,17 @@ def sending_ip() -> dict[str, Any]:
                     "$tag_alignment",
                 )
             ],
-            (12, 15, 12, 9),
+            (12, 27, 12, 9),
             interval="1h",
             stack=True,
             bars=True,
+            overrides=ALIGNMENT_OVERRIDES,
         ),
         panel(
             "state-timeline",
             "Does $ip have a valid PTR and is it authorized by SPF?",
             "Hygiene checks of this IP (ptr: forward-confirmed reverse DNS; spf-authorizes: "
-            "the pool's domains' SPF allows it).",
+            "the pool's domains' SPF allows it). Purple: unknown (not checked).",
             [
                 target(
                     """SELECT last("state") FROM "hygiene" WHERE "target" = '$ip' AND $timeFilter
@@ -270,24 +640,147 @@ def sending_ip() -> dict[str, Any]:
                     "$tag_check",
                 )
             ],
-            (0, 24, 24, 5),
+            (0, 36, 24, 5),
             unit="none",
-            steps=[("green", None), ("yellow", 1), ("red", 2)],
+            steps=STATE_STEPS,
             mappings=STATE_MAPPINGS,
             interval="1h",
         ),
     ]
-    ip = query_variable(
-        "ip",
-        "Sending IP",
-        """SHOW TAG VALUES FROM "dnsbl" WITH KEY = "target" WHERE "target_type" = 'ip'""",
-    )
     return dashboard(
-        "repmon-sending-ip",
+        SENDING_IP,
         "repmon / Sending IP",
-        "Everything about one sending IP: listings, feedback, DMARC volume, PTR and SPF.",
+        "Everything about one sending IP: listings with delist links, complaint and bounce "
+        "rates, volume, feedback, DMARC volume, PTR and SPF. The header links to its pool and "
+        "customer.",
         panels,
-        [ip],
+        [
+            query_variable(
+                "ip",
+                "Sending IP",
+                """SHOW TAG VALUES FROM "hygiene" WITH KEY = "target" WHERE "target_type" = 'ip'""",
+            ),
+            query_variable(
+                "pool",
+                "Pool",
+                """SHOW TAG VALUES FROM "hygiene" WITH KEY = "pool" WHERE "target" = '$ip'""",
+                hidden=True,
+            ),
+            query_variable(
+                "customer",
+                "Customer",
+                """SHOW TAG VALUES FROM "hygiene" WITH KEY = "customer" WHERE "target" = '$ip'""",
+                hidden=True,
+            ),
+            LISTING_WINDOW,
+        ],
+        links=[
+            dashboard_link("Pool ${pool}", POOL, pool="${pool}"),
+            dashboard_link("Customer ${customer}", CUSTOMER, customer="${customer}"),
+        ],
+    )
+
+
+def customer() -> dict[str, Any]:
+    where = """"customer" = '$customer'"""
+    pool_links = [_to_pool("${__field.labels.pool}")]
+    total = target(
+        f"""SELECT 100.0 * sum("complaint") / sum("sent") FROM "feedback" WHERE {where}
+        AND $timeFilter GROUP BY time($__interval) fill(none)""",
+        "$customer (all pools)",
+        ref="B",
+    )
+    bounce_total = target(
+        f"""SELECT 100.0 * sum("hard_bounce") / sum("sent") FROM "feedback" WHERE {where}
+        AND $timeFilter GROUP BY time($__interval) fill(none)""",
+        "$customer (all pools)",
+        ref="B",
+    )
+    panels = [
+        listings_table(
+            "Which of $customer's IPs are listed on which zone, since when, and where do we "
+            "delist?",
+            "Every (IP, zone) of the customer listed now.",
+            where,
+            (0, 0, 24, 7),
+        ),
+        listings_table(
+            "Which of $customer's domains are listed, since when?",
+            "Every (domain, zone) of the customer listed now.",
+            where,
+            (0, 7, 24, 4),
+            kind="domain",
+        ),
+        rate_table(
+            "How do $customer's pools compare in volume, complaint and hard-bounce rate?",
+            "Every pool of the customer, highest complaint rate first.",
+            where,
+            (0, 11, 24, 6),
+            key="pool",
+            limit=None,
+        ),
+        rate_panel(
+            "complaint",
+            "$customer and its pools",
+            where,
+            "pool",
+            (0, 17, 12, 8),
+            links=pool_links,
+            extra=[total],
+        ),
+        rate_panel(
+            "bounce",
+            "$customer and its pools",
+            where,
+            "pool",
+            (12, 17, 12, 8),
+            links=pool_links,
+            extra=[bounce_total],
+        ),
+        panel(
+            "state-timeline",
+            "Are $customer's domains' SPF, DMARC, DKIM, MX, MTA-STS, TLS-RPT and DNSSEC in order?",
+            "Hygiene checks per (domain, check): ok, problem or unknown (purple: not checked).",
+            [
+                target(
+                    f"""SELECT last("state") FROM "hygiene" WHERE {where}
+                AND "target_type" = 'domain' AND $timeFilter
+                GROUP BY time($__interval), "target", "check" fill(previous)""",
+                    "$tag_target $tag_check",
+                )
+            ],  # fmt: skip
+            (0, 25, 24, 9),
+            unit="none",
+            steps=STATE_STEPS,
+            mappings=STATE_MAPPINGS,
+            interval="1h",
+            links=[_to_domain("${__field.labels.target}")],
+        ),
+        panel(
+            "timeseries",
+            "How much of $customer's mail passes DMARC at the receivers?",
+            "Messages in DMARC aggregate reports from the customer's IPs, by alignment.",
+            [
+                target(
+                    f"""SELECT sum("messages") FROM "dmarc" WHERE {where} AND $timeFilter
+                GROUP BY time($__interval), "alignment" fill(none)""",
+                    "$tag_alignment",
+                )
+            ],
+            (0, 34, 24, 7),
+            interval="1h",
+            stack=True,
+            bars=True,
+            overrides=ALIGNMENT_OVERRIDES,
+        ),
+    ]
+    return dashboard(
+        CUSTOMER,
+        "repmon / Customer",
+        "One customer: listings of its IPs and domains, its pools' volume and rates (the "
+        "customer rate is what [rules] per_customer judges), domain hygiene, DMARC.",
+        panels,
+        [_customer_var(multi=False), LISTING_WINDOW],
     )
 
 
@@ -306,19 +799,20 @@ def _hygiene_panel(check: str, title: str, description: str, y: int) -> dict[str
         ],  # fmt: skip
         (0, y, 24, 5),
         unit="none",
-        steps=[("green", None), ("yellow", 1), ("red", 2)],
+        steps=STATE_STEPS,
         mappings=STATE_MAPPINGS,
         interval="1h",
     )
 
 
 def domains() -> dict[str, Any]:
+    w = """"header_from" =~ /^$domain$/ AND $timeFilter"""
     panels = [
         _hygiene_panel(
             "spf",
             "Does each domain publish a valid SPF record?",
             "SPF check per sending domain: ok, problem (missing, broken, too many "
-            "lookups) or unknown (DNS failure).",
+            "lookups) or unknown (DNS failure, purple).",
             0,
         ),
         _hygiene_panel(
@@ -349,63 +843,72 @@ def domains() -> dict[str, Any]:
             ],
             (0, 15, 24, 8),
             unit="none",
-            steps=[("green", None), ("yellow", 1), ("red", 2)],
+            steps=STATE_STEPS,
             mappings=STATE_MAPPINGS,
             interval="1h",
         ),
         panel(
             "state-timeline",
             "Does every sending IP have a forward-confirmed PTR?",
-            "PTR check per sending IP (reverse DNS name whose A/AAAA points back).",
+            "PTR check per sending IP of the selected customers (reverse DNS name whose A/AAAA "
+            "points back).",
             [
                 target(
-                    """SELECT last("state") FROM "hygiene" WHERE "check" = 'ptr' AND $timeFilter
+                    """SELECT last("state") FROM "hygiene" WHERE "check" = 'ptr'
+                AND "customer" =~ /^$customer$/ AND $timeFilter
                 GROUP BY time($__interval), "target" fill(previous)""",
                     "$tag_target",
                 )
             ],
             (0, 23, 24, 8),
             unit="none",
-            steps=[("green", None), ("yellow", 1), ("red", 2)],
+            steps=STATE_STEPS,
             mappings=STATE_MAPPINGS,
             interval="1h",
+            links=[_to_ip("${__field.labels.target}")],
         ),
         panel(
             "timeseries",
-            "How much of each domain's mail passes DMARC at the receivers?",
-            "Messages in DMARC aggregate reports per header-from domain and alignment result.",
+            "What share of each domain's mail fails DMARC at the receivers?",
+            "Messages failing DMARC alignment (neither DKIM nor SPF passed aligned) / all "
+            "messages in the DMARC aggregate reports, per header-from domain and report period, "
+            "in percent: the receivers' own count, forwarders and spoofers included (the "
+            "customer and IP dashboards show pass and fail volume of our own IPs).",
             [
                 target(
-                    """SELECT sum("messages") FROM "dmarc" WHERE "header_from" =~ /^$domain$/
-                    AND $timeFilter GROUP BY time($__interval), "header_from", "alignment"
-                    fill(none)""",
-                    "$tag_header_from $tag_alignment",
+                    f"""SELECT 100.0 * sum("fail") / sum("all") FROM
+                    (SELECT "messages" AS "all", "messages" * 0 AS "fail" FROM "dmarc" WHERE {w}),
+                    (SELECT "messages" * 0 AS "all", "messages" AS "fail" FROM "dmarc"
+                    WHERE "alignment" = 'fail' AND {w})
+                    GROUP BY time($__interval), "header_from" fill(none)""",
+                    "$tag_header_from",
                 )
             ],
             (0, 31, 24, 8),
+            unit="percent",
             interval="1h",
-            stack=True,
             bars=True,
         ),
     ]
     domain = query_variable(
         "domain",
         "Domain",
-        """SHOW TAG VALUES FROM "hygiene" WITH KEY = "target" WHERE "target_type" = 'domain'""",
+        """SHOW TAG VALUES FROM "hygiene" WITH KEY = "target"
+        WHERE "target_type" = 'domain' AND "customer" =~ /^$customer$/""",
         multi=True,
     )
     return dashboard(
-        "repmon-domains",
+        DOMAINS,
         "repmon / Domains",
         "SPF, DMARC, DKIM and PTR state over time, and DMARC pass rates per domain.",
         panels,
-        [domain],
+        [_customer_var(), domain],
         time_from="now-7d",
     )
 
 
 def feedback() -> dict[str, Any]:
-    where = """"pool" =~ /^$pool$/ AND $timeFilter"""
+    where = f"""{FILTER} AND $timeFilter"""
     panels = [
         panel(
             "timeseries",
@@ -472,49 +975,32 @@ def feedback() -> dict[str, Any]:
             stack=True,
             bars=True,
         ),
-        panel(
-            "table",
-            "Which sending IPs get the most complaints?",
-            "Top 10 sending IPs by complaints over the time range.",
-            [
-                target(
-                    f"""SELECT top("complaints", "sending_ip", 10) AS "complaints" FROM
-                (SELECT sum("complaint") AS "complaints" FROM "feedback" WHERE {where}
-                GROUP BY "sending_ip")""",
-                    table=True,
-                )
-            ],  # fmt: skip
-            (0, 16, 12, 9),
+        rate_table(
+            "Which sending IPs have the highest complaint rates?",
+            "The 10 sending IPs with the highest complaint rate.",
+            FILTER,
+            (0, 16, 24, 8),
         ),
-        panel(
-            "table",
-            "Which sending IPs bounce the most?",
-            "Top 10 sending IPs by bounced recipients over the time range.",
-            [
-                target(
-                    f"""SELECT top("bounces", "sending_ip", 10) AS "bounces" FROM
-                (SELECT sum("bounce") AS "bounces" FROM "feedback" WHERE {where}
-                GROUP BY "sending_ip")""",
-                    table=True,
-                )
-            ],  # fmt: skip
-            (12, 16, 12, 9),
+        rate_table(
+            "Which sending IPs have the highest hard-bounce rates?",
+            "The 10 sending IPs with the highest hard-bounce rate.",
+            FILTER,
+            (0, 24, 24, 8),
+            by="hard_bounce_rate",
         ),
     ]
-    pool = query_variable(
-        "pool", "Pool", """SHOW TAG VALUES FROM "feedback" WITH KEY = "pool" """, multi=True
-    )
     return dashboard(
-        "repmon-feedback",
+        FEEDBACK,
         "repmon / Feedback",
-        "Bounces by category and mailbox provider, complaints by feedback type, top IPs.",
+        "Bounces by category and mailbox provider, complaints by feedback type, the IPs with "
+        "the highest complaint and hard-bounce rates (with volume, pool, customer).",
         panels,
-        [pool],
+        [_customer_var(), _pool_var()],
     )
 
 
-DASHBOARDS = {"overview": overview, "sending-ip": sending_ip, "domains": domains,
-              "feedback": feedback}  # fmt: skip
+DASHBOARDS = {"overview": overview, "pool": pool, "sending-ip": sending_ip,
+              "customer": customer, "domains": domains, "feedback": feedback}  # fmt: skip
 
 
 def main() -> None:

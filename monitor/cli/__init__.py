@@ -22,7 +22,18 @@ from monitor import __version__
 from monitor.logs import setup_logging
 
 #: sub-command modules of this package, in the order ``repmon --help`` lists them
-COMMANDS = ["check", "sweep", "status", "ingest", "sink", "cases", "evaluate", "volume", "run"]
+COMMANDS = [
+    "check",
+    "sweep",
+    "status",
+    "feedback",
+    "ingest",
+    "sink",
+    "cases",
+    "evaluate",
+    "volume",
+    "run",
+]
 
 __all__ = ["COMMANDS", "EXIT_USAGE", "UsageError", "build_parser", "main", "run"]
 

@@ -2,7 +2,12 @@
 
 The InfluxDB 1.x the suite starts is loaded with a synthetic two-day run
 written by the project's own point builders (grafana/sample_run.py); each
-query is expanded the way Grafana expands it and must return series.
+query is expanded the way Grafana expands it and must return series. Beyond
+that: severities are coloured with the one palette of grafana/panels.py, rate
+thresholds are the rules' defaults, every table of feedback has volume, both
+rates, pool and customer, the IP x zone table tells the run's listings with
+their age and delist links, and every link lands on a dashboard and variables
+that exist.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ import datetime as dt
 import importlib.util
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from checks.dnsbl.catalogue import CATALOGUE
 from tests.tsdb_servers import InfluxDB1, influxdb1
 
 GRAFANA = Path(__file__).resolve().parents[2] / "grafana"
@@ -36,6 +42,7 @@ def _module(name: str) -> ModuleType:
 
 sample_run = _module("sample_run")
 build = _module("build")
+panels = _module("panels")
 
 BOARDS = {
     p.stem: json.loads(p.read_text()) for p in sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -46,13 +53,33 @@ TARGETS = [
     for panel in board["panels"]
     for t in panel["targets"]
 ]
-#: a value for each template variable, as Grafana would substitute it
+#: a value for each template variable, as Grafana would substitute it ("All" = ``.*``)
 VALUES = {
     "ip": "198.51.100.21",
     "domain": r"(acme\.example|globex\.example)",
     "pool": ".*",
+    "customer": ".*",
     "listing_window": "75m",
 }
+#: the single-value variables of the one-pool / one-customer / one-IP dashboards
+BOARD_VALUES = {
+    "pool": {"pool": "bulk-b", "customer": "globex"},
+    "customer": {"customer": "globex"},
+    "sending-ip": {"pool": "bulk-b", "customer": "globex"},
+}
+#: the palette the issue asks for: critical red, high orange, medium yellow, low blue, info grey
+PALETTE = {
+    "critical": "#e02f44",
+    "high": "#ff9830",
+    "medium": "#fade2a",
+    "low": "#5794f2",
+    "info": "#8e8e8e",
+}
+SEVERITIES = tuple(PALETTE)
+
+
+def values_for(board: dict[str, Any]) -> dict[str, str]:
+    return VALUES | BOARD_VALUES.get(board["uid"].removeprefix("repmon-"), {})
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +98,7 @@ def test_every_panel_query_returns_data(
     target: dict[str, Any],
 ) -> None:
     server, end = influx
-    query = sample_run.expand(target["query"], VALUES, end - dt.timedelta(days=2), end)
+    query = sample_run.expand(target["query"], values_for(board), end - dt.timedelta(days=2), end)
     result = server.query(query)
     assert "error" not in result, f"{panel['title']}: {result.get('error')}\n{query}"
     series = result.get("series") or []
@@ -80,20 +107,29 @@ def test_every_panel_query_returns_data(
 
 
 def test_template_variable_queries_return_values(influx: tuple[InfluxDB1, dt.datetime]) -> None:
-    server, _ = influx
+    server, end = influx
     for board in BOARDS.values():
         for var in board["templating"]["list"]:
             if var["type"] != "query":
                 continue
-            result = server.query(var["query"])
+            query = sample_run.expand(var["query"], values_for(board), end, end)
+            result = server.query(query)
             values = {v[1] for s in result.get("series", []) for v in s["values"]}
             assert values, f"{board['uid']} ${var['name']}: {result}"
     assert VALUES["ip"] in values_of(server, BOARDS["sending-ip"], "ip")
+    # the hidden pool / customer of the IP shown feed the header links
+    assert values_of(server, BOARDS["sending-ip"], "pool") == {"bulk-b"}
+    assert values_of(server, BOARDS["sending-ip"], "customer") == {"globex"}
+    assert values_of(server, BOARDS["pool"], "customer") == {"globex"}
+    assert values_of(server, BOARDS["overview"], "customer") == {"acme", "globex", "initech"}
+    assert values_of(server, BOARDS["overview"], "pool") == {"bulk-a", "bulk-b", "transactional"}
 
 
 def values_of(server: InfluxDB1, board: dict[str, Any], name: str) -> set[str]:
     (var,) = [v for v in board["templating"]["list"] if v["name"] == name]
-    return {v[1] for s in server.query(var["query"]).get("series", []) for v in s["values"]}
+    now = dt.datetime.now(dt.UTC)
+    query = sample_run.expand(var["query"], values_for(board), now, now)
+    return {v[1] for s in server.query(query).get("series", []) for v in s["values"]}
 
 
 def test_the_overview_tells_the_story_of_the_run(influx: tuple[InfluxDB1, dt.datetime]) -> None:
@@ -126,7 +162,7 @@ def test_dashboards_are_consistent() -> None:
     provisioned = (GRAFANA / "provisioning" / "datasources" / "repmon.yaml").read_text()
     (uid,) = re.findall(r"^\s*uid:\s*(\S+)", provisioned, re.M)
     assert len({b["uid"] for b in BOARDS.values()}) == len(BOARDS)
-    assert set(BOARDS) == {"overview", "sending-ip", "domains", "feedback"}
+    assert set(BOARDS) == {"overview", "pool", "sending-ip", "customer", "domains", "feedback"}
     for board in BOARDS.values():
         defined = {v["name"] for v in board["templating"]["list"]} | BUILTIN
         for var in board["templating"]["list"]:
@@ -165,3 +201,307 @@ def test_committed_json_is_what_build_writes() -> None:
         assert json.loads(build.render_json(make())) == BOARDS[name], (
             f"dashboards/{name}.json is stale: run python grafana/build.py"
         )
+
+
+# --- colours ----------------------------------------------------------------------------------
+def _all_panels() -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, board in BOARDS.items():
+        for p in board["panels"]:
+            yield f"{name} / {p['title']}", p
+
+
+def _mappings(p: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    yield p["fieldConfig"]["defaults"]["mappings"]
+    for o in p["fieldConfig"]["overrides"]:
+        for prop in o["properties"]:
+            if prop["id"] == "mappings":
+                yield prop["value"]
+
+
+def test_the_palette_is_the_one_asked_for() -> None:
+    assert panels.SEVERITY_COLORS == PALETTE
+    levels = panels.SEVERITY_LEVELS
+    assert sorted(levels, key=levels.get, reverse=True) == list(SEVERITIES)
+
+
+def test_every_severity_is_coloured_with_the_palette() -> None:
+    """Series named by severity get the palette through overrides, severity values through
+    value mappings; a panel that splits by severity has an override for every severity."""
+    seen_overrides = seen_mappings = 0
+    for where, p in _all_panels():
+        aliases = " ".join(t["alias"] for t in p["targets"])
+        colored = set()
+        for o in p["fieldConfig"]["overrides"]:
+            named = [s for s in SEVERITIES if s in str(o["matcher"]["options"])]
+            for prop in o["properties"]:
+                if prop["id"] == "color" and named:
+                    (sev,) = named
+                    assert prop["value"] == {"mode": "fixed", "fixedColor": PALETTE[sev]}, where
+                    colored.add(sev)
+                    seen_overrides += 1
+        if "$tag_severity" in aliases:
+            assert colored == set(SEVERITIES), f"{where}: series by severity, not all coloured"
+        for mappings in _mappings(p):
+            for m in mappings:
+                for option in m.get("options", {}).values():
+                    if isinstance(option, dict) and option.get("text") in PALETTE:
+                        assert option["color"] == PALETTE[option["text"]], where
+                        seen_mappings += 1
+        queries = " ".join(t["query"] for t in p["targets"])
+        if 'AS "level"' in queries:  # severity as a number: shown through the level mappings
+            assert panels.SEVERITY_LEVEL_MAPPINGS in list(_mappings(p)), where
+        # a colour of the palette never stands for a count or a series that is no severity
+        for o in p["fieldConfig"]["overrides"]:
+            for prop in o["properties"]:
+                if prop["id"] == "color" and prop["value"].get("fixedColor") in PALETTE.values():
+                    assert any(s in str(o["matcher"]["options"]) for s in SEVERITIES) or (
+                        "alignment" in aliases
+                    ), where
+        fixed = p["fieldConfig"]["defaults"]["color"].get("fixedColor")
+        assert fixed not in PALETTE.values(), f"{where}: a severity colour as the panel colour"
+    assert seen_overrides >= 10 and seen_mappings >= 5
+
+
+def test_rate_thresholds_are_the_rules_defaults_coloured_by_severity() -> None:
+    from monitor.config.cases import BounceRuleConfig, ComplaintRuleConfig, RateRuleConfig
+
+    def percent(thresholds: Mapping[Any, float]) -> dict[str, float]:
+        return {sev: round(rate * 100, 6) for sev, rate in thresholds.items()}
+
+    assert percent(ComplaintRuleConfig().thresholds) == panels.COMPLAINT_THRESHOLDS
+    assert panels.COMPLAINT_THRESHOLDS == {"medium": 0.1, "critical": 0.3}
+    assert percent(BounceRuleConfig().thresholds) == panels.BOUNCE_THRESHOLDS
+    assert RateRuleConfig().min_volume == panels.MIN_VOLUME
+    complaint = [(PALETTE[s], v) for s, v in panels.COMPLAINT_THRESHOLDS.items()]
+    bounce = [(PALETTE[s], v) for s, v in panels.BOUNCE_THRESHOLDS.items()]
+    checked = 0
+    for where, p in _all_panels():
+        if p["type"] != "timeseries":
+            continue
+        queries = " ".join(t["query"] for t in p["targets"])
+        rates = {
+            "complaint": 'sum("complaint") / sum("sent")' in queries,
+            "bounce": 'sum("hard_bounce") / sum("sent")' in queries,
+        }
+        assert not all(rates.values()), f"{where}: complaint and bounce rates share an axis"
+        if not any(rates.values()):
+            continue
+        steps = [
+            (s["color"], s["value"]) for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        ]
+        assert steps[1:] == (complaint if rates["complaint"] else bounce), where
+        assert p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off", where
+        checked += 1
+    assert checked >= 8
+
+
+# --- tables -----------------------------------------------------------------------------------
+def _display(p: dict[str, Any], column: str, value: Any) -> str:
+    """The text Grafana shows for ``value`` in ``column`` (value mappings of its override)."""
+    for o in p["fieldConfig"]["overrides"]:
+        if o["matcher"] == {"id": "byName", "options": column}:
+            for prop in o["properties"]:
+                if prop["id"] != "mappings":
+                    continue
+                for m in prop["value"]:
+                    if m["type"] == "value" and str(value) in m["options"]:
+                        return str(m["options"][str(value)]["text"])
+                    if m["type"] == "regex" and re.fullmatch(m["options"]["pattern"], str(value)):
+                        return str(m["options"]["result"]["text"])
+    return str(value)
+
+
+def _table(
+    server: InfluxDB1, end: dt.datetime, board: dict[str, Any], p: dict[str, Any]
+) -> list[dict[str, Any]]:
+    query = sample_run.expand(
+        p["targets"][0]["query"], values_for(board), end - dt.timedelta(days=2), end
+    )
+    result = server.query(query)
+    assert "error" not in result, result
+    return [
+        dict(zip(s["columns"], row, strict=True)) for s in result["series"] for row in s["values"]
+    ]
+
+
+def _overridden(p: dict[str, Any]) -> set[str]:
+    return {o["matcher"]["options"] for o in p["fieldConfig"]["overrides"]}
+
+
+def test_every_feedback_table_has_volume_rates_pool_and_customer(
+    influx: tuple[InfluxDB1, dt.datetime],
+) -> None:
+    server, end = influx
+    needed = {"sent", "complaint_rate", "hard_bounce_rate", "pool", "customer"}
+    tables = 0
+    for board in BOARDS.values():
+        for p in board["panels"]:
+            if p["type"] != "table" or 'FROM "feedback"' not in p["targets"][0]["query"]:
+                continue
+            rows = _table(server, end, board, p)
+            assert rows and needed <= set(rows[0]), (
+                f"{p['title']}: {set(rows[0]) if rows else rows}"
+            )
+            assert any(r["complaint_rate"] > 0 for r in rows), p["title"]  # not integer division
+            assert all(r["sent"] >= panels.MIN_VOLUME for r in rows)
+            assert needed <= _overridden(p)
+            (organize,) = [t for t in p["transformations"] if t["id"] == "organize"]
+            assert not needed & set(organize["options"]["excludeByName"])
+            tables += 1
+    assert tables >= 5
+
+
+def _delist_link(p: dict[str, Any], row: dict[str, Any]) -> str:
+    """The delist column's data link for ``row``, interpolated as Grafana does: a
+    ``${__data.fields.X}`` is field X's display text (after value mappings)."""
+    (link,) = [
+        prop["value"][0]
+        for o in p["fieldConfig"]["overrides"]
+        if o["matcher"]["options"] == "delist"
+        for prop in o["properties"]
+        if prop["id"] == "links"
+    ]
+    return re.sub(
+        r"\$\{__data\.fields\.(\w+)(?::raw)?\}",
+        lambda m: _display(p, m.group(1), row[m.group(1)]),
+        link["url"],
+    )
+
+
+def test_the_ip_zone_table_tells_listings_their_age_and_delist_links(
+    influx: tuple[InfluxDB1, dt.datetime],
+) -> None:
+    server, end = influx
+    board = BOARDS["overview"]
+    (p,) = [p for p in board["panels"] if "IP × zone" in p["title"]]
+    assert p["type"] == "table"
+    rows = {(r["target"], r["zone"]): r for r in _table(server, end, board, p)}
+    # the run's listings now: .21 on barracuda (high) since hour 20, .22 on zen (critical) since
+    # hour 40; .11 on spamcop cleared at hour 30; the last sweep is at hour 47
+    assert set(rows) == {
+        ("198.51.100.21", "b.barracudacentral.org"),
+        ("198.51.100.22", "zen.spamhaus.org"),
+    }
+    for key, sev, hours in [
+        (("198.51.100.21", "b.barracudacentral.org"), "high", 27),
+        (("198.51.100.22", "zen.spamhaus.org"), "critical", 7),
+    ]:
+        row = rows[key]
+        assert _display(p, "severity", row["severity"]) == sev
+        assert abs(row["age"] - hours * 3600) <= 300, row
+        assert (row["pool"], row["customer"]) == ("bulk-b", "globex")
+    zones = {z.label: z for z in CATALOGUE}
+    assert _delist_link(p, rows[("198.51.100.22", "zen.spamhaus.org")]) == zones[
+        "zen.spamhaus.org"
+    ].delist_url("198.51.100.22")
+    assert _delist_link(p, rows[("198.51.100.21", "b.barracudacentral.org")]) == (
+        zones["b.barracudacentral.org"].delist + "#198.51.100.21"
+    )
+    # every catalogue zone with a delist page links to it, with the target in it or after it
+    for zone in CATALOGUE:
+        if zone.delist:
+            link = _delist_link(p, {"delist_url": zone.label, "target": "192.0.2.1"})
+            assert link in (zone.delist_url("192.0.2.1"), zone.delist + "#192.0.2.1")
+    assert _delist_link(p, {"delist_url": "own.zone.example", "target": "192.0.2.1"}) == (
+        "#192.0.2.1"
+    )
+    # the columns an analyst reads, named, with severity coloured and the age a duration
+    assert {"target", "zone", "severity", "age", "pool", "customer", "delist"} <= _overridden(p)
+    (domains,) = [p for p in board["panels"] if "Which of our domains" in p["title"]]
+    (row,) = _table(server, end, board, domains)
+    assert (row["target"], row["zone"], _display(domains, "severity", row["severity"])) == (
+        "globex.example",
+        "dbl.spamhaus.org",
+        "high",
+    )
+    assert abs(row["age"] - 3 * 3600) <= 300
+
+
+def test_a_timeout_neither_ends_a_listing_nor_makes_it_new(
+    influx: tuple[InfluxDB1, dt.datetime],
+) -> None:
+    """The IP x zone table's "now" is the last *known* answer: a listed pair whose latest
+    answer is unknown stays listed, with its age (written here one sweep later)."""
+    server, end = influx
+    from checks.result import CheckResult
+    from monitor.timeseries.schema import check_points
+
+    at = end - dt.timedelta(seconds=30)
+    late = CheckResult("198.51.100.22", "dnsbl", "zen.spamhaus.org", "unknown", error="timeout")
+    server.write(check_points([late], at, sample_run.owners()))
+    board = BOARDS["overview"]
+    (p,) = [p for p in board["panels"] if "IP × zone" in p["title"]]
+    rows = {(r["target"], r["zone"]): r for r in _table(server, end, board, p)}
+    row = rows[("198.51.100.22", "zen.spamhaus.org")]
+    assert _display(p, "severity", row["severity"]) == "critical"
+    assert abs(row["age"] - 7 * 3600) <= 300
+
+
+# --- variables and links ------------------------------------------------------------------------
+def _variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in board["templating"]["list"]}
+
+
+def test_customer_and_pool_variables() -> None:
+    for name in ("overview", "feedback", "domains", "customer"):
+        assert "customer" in _variables(BOARDS[name]), name
+    for name in ("overview", "feedback", "pool"):
+        assert "pool" in _variables(BOARDS[name]), name
+    for name in ("overview", "feedback"):
+        variables = _variables(BOARDS[name])
+        for var in ("customer", "pool"):
+            assert variables[var]["multi"] and variables[var]["includeAll"], (name, var)
+            assert variables[var]["hide"] == 0
+        # every feedback / listing query is filtered by both
+        for p in BOARDS[name]["panels"]:
+            for t in p["targets"]:
+                if 'FROM "feedback"' in t["query"] or "listed" in t["query"]:
+                    assert "$customer" in t["query"] and "$pool" in t["query"], p["title"]
+
+
+def _links(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, url) of every link: the header's, each panel's and each column's data links."""
+    for link in board["links"]:
+        if link["type"] == "link":
+            yield f"{board['uid']} header", link["url"]
+    for p in board["panels"]:
+        for link in p["fieldConfig"]["defaults"]["links"]:
+            yield f"{board['uid']} / {p['title']}", link["url"]
+        for o in p["fieldConfig"]["overrides"]:
+            for prop in o["properties"]:
+                if prop["id"] == "links":
+                    for link in prop["value"]:
+                        yield (
+                            f"{board['uid']} / {p['title']} / {o['matcher']['options']}",
+                            link["url"],
+                        )
+
+
+def test_links_land_on_existing_dashboards_and_variables() -> None:
+    by_uid = {b["uid"]: b for b in BOARDS.values()}
+    edges: set[tuple[str, str]] = set()
+    for board in BOARDS.values():
+        defined = set(_variables(board))
+        for where, url in _links(board):
+            for name in re.findall(r"\$\{(\w+)\}", url):
+                assert name in defined or name == "__url_time_range", f"{where}: ${name}"
+            if not url.startswith("/d/"):
+                assert "__data.fields.delist_url" in url, f"{where}: {url}"
+                continue
+            uid = url.split("/")[2]
+            assert uid in by_uid, f"{where}: no dashboard {uid}"
+            for var in re.findall(r"[?&]var-(\w+)=", url):
+                assert var in _variables(by_uid[uid]), f"{where}: {uid} has no ${var}"
+            edges.add((board["uid"], uid))
+    # the drill-down: overview -> pool -> IP -> customer, and back to pools from a customer
+    for edge in [
+        ("repmon-overview", "repmon-pool"),
+        ("repmon-pool", "repmon-sending-ip"),
+        ("repmon-sending-ip", "repmon-customer"),
+        ("repmon-sending-ip", "repmon-pool"),
+        ("repmon-customer", "repmon-pool"),
+        ("repmon-overview", "repmon-customer"),
+        ("repmon-overview", "repmon-sending-ip"),
+        ("repmon-feedback", "repmon-sending-ip"),
+    ]:
+        assert edge in edges, edge

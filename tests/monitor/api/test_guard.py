@@ -221,3 +221,11 @@ def test_runner_refuses_beyond_its_concurrency() -> None:
     with pytest.raises(ChecksBusy):
         asyncio.run(runner.run(CheckRequest(targets=["192.0.2.1"])))
     runner.close()
+
+
+def test_feedback_view_over_http(tmp_path: Path) -> None:
+    with api_server(tmp_path, open_reads=True) as api:
+        status, body = request(api, "GET", "/v1/feedback?by=customer")
+        assert status == 200 and body == {"total": 0, "subjects": []}
+        assert request(api, "GET", "/v1/feedback?by=planet")[0] == 422
+        assert request(api, "GET", "/v1/feedback?since=soon")[0] == 422
