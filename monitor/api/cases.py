@@ -6,11 +6,19 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from monitor.api.seam import Daemon
-from monitor.cases import Case, acknowledge, add_note, get_case, list_cases, resolve
+from monitor.cases import (
+    Case,
+    acknowledge,
+    add_note,
+    count_matching,
+    get_case,
+    list_cases,
+    resolve,
+)
 
 #: what a stored text may be: no NUL (PostgreSQL refuses it), bounded
 _TEXT = r"^[^\x00]*$"
@@ -35,14 +43,22 @@ def router(daemon: Daemon) -> APIRouter:
         case = await asyncio.to_thread(fn, daemon.store, *args, **kw)
         return case.to_json()
 
-    @r.get("/v1/cases", summary="The case queue")
+    @r.get("/v1/cases", summary="The case queue, worst first (X-Total-Count: all matching)")
     async def cases_list(
-        state: str | None = None, severity: str | None = None, type: str | None = None
+        response: Response,
+        state: str | None = None,
+        severity: str | None = None,
+        type: str | None = None,
+        limit: Annotated[int, Query(ge=0, le=100_000, description="0 = all")] = 500,
     ) -> list[dict[str, Any]]:
         try:
-            found = await asyncio.to_thread(list_cases, daemon.store, state, severity, type)
+            found = await asyncio.to_thread(
+                list_cases, daemon.store, state, severity, type, limit or None
+            )
+            total = await asyncio.to_thread(count_matching, daemon.store, state, severity, type)
         except ValueError as exc:  # an unknown state, severity or type
             raise HTTPException(422, str(exc)) from None
+        response.headers["X-Total-Count"] = str(total)
         return [c.to_json() for c in found]
 
     @r.get("/v1/cases/{case_id}", summary="One case with its evidence and timeline")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from checks.errors import CaseNotFound, CaseStateError
-from monitor.cases.model import Case, CaseEvent, severity_rank
+from monitor.cases.model import Case, CaseEvent
 from monitor.cases.timeline import add_event
 from monitor.config import Config
 from monitor.store import Store, Tx, utcnow
@@ -21,6 +21,7 @@ from monitor.store.cases import (
     CaseEventRow,
     CaseRow,
     case_with_events,
+    count_cases,
     find_cases,
     lock_case,
     open_case_counts,
@@ -74,19 +75,31 @@ def list_cases(
     state: str | None = None,
     severity: str | None = None,
     case_type: str | None = None,
-    limit: int = 500,
+    limit: int | None = 500,
 ) -> list[Case]:
     """Cases, worst first then newest; ``state=None`` means every state but resolved.
 
-    ``state="all"`` lists every state. Raises ValueError for a state name that
-    does not exist.
+    ``state="all"`` lists every state; ``limit=None`` lists all. Raises ValueError for a
+    state name that does not exist.
     """
+    _check_state(state)
+    return [case_from_row(r) for r in find_cases(store, state, severity, case_type, limit)]
+
+
+def count_matching(
+    store: Store,
+    state: str | None = None,
+    severity: str | None = None,
+    case_type: str | None = None,
+) -> int:
+    """How many cases :func:`list_cases` would list without a limit."""
+    _check_state(state)
+    return count_cases(store, state, severity, case_type)
+
+
+def _check_state(state: str | None) -> None:
     if state is not None and state != "all" and state not in STATES:
         raise ValueError(f"unknown state {state!r}; expected one of {', '.join(STATES)}, all")
-    rows = find_cases(store, state, severity, case_type, limit)
-    out = [case_from_row(r) for r in rows]
-    out.sort(key=lambda c: -severity_rank(c.severity))  # stable: newest first within a severity
-    return out
 
 
 def get_case(store: Store, case_id: int) -> Case:

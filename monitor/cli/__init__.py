@@ -106,7 +106,12 @@ def _silence_stdout() -> None:
 
 
 def run() -> None:
-    sys.exit(main())
+    """The ``repmon`` command: Ctrl-C at any moment (even while starting) exits 130 quietly."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 logging.getLogger("repmon").addHandler(logging.NullHandler())

@@ -12,6 +12,7 @@ from monitor.cases import (
     CaseStateError,
     acknowledge,
     add_note,
+    count_matching,
     get_case,
     list_cases,
     resolve,
@@ -36,6 +37,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     ls.add_argument("--severity", choices=SEVERITIES)
     ls.add_argument("--type", dest="case_type", metavar="TYPE", help="blocklisting, complaints …")
     ls.add_argument("--json", action="store_true", help="print a JSON array")
+    shown = ls.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--limit", type=int, default=50, help="cases shown, worst first (default 50)"
+    )
+    shown.add_argument("--all", action="store_true", help="every matching case")
     ls.set_defaults(func=_list)
     show = verbs.add_parser("show", parents=[common], help="one case with evidence and timeline")
     show.add_argument("id", type=int)
@@ -59,11 +65,15 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.limit < 1 and not args.all:
+        raise UsageError("--limit: expected 1 or more (or --all)")
     store = _store(args)
+    limit = None if args.all else args.limit
     try:
         found = list_cases(
-            store, state=args.state, severity=args.severity, case_type=args.case_type
+            store, state=args.state, severity=args.severity, case_type=args.case_type, limit=limit
         )
+        total = count_matching(store, args.state, args.severity, args.case_type)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -85,7 +95,10 @@ def _list(args: argparse.Namespace) -> int:
         for c in found
     ]
     table(rows, ("ID", "STATE", "SEVERITY", "TYPE", "SUBJECT", "CUSTOMER", "OPENED", "SUMMARY"))
-    print(f"{len(found)} cases")
+    if total > len(found):
+        print(f"{len(found)} of {total} cases shown, worst first (--limit N or --all for more)")
+    else:
+        print(f"{total} cases")
     return 0
 
 

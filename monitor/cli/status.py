@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from monitor.cli.output import print_json, table
+from collectors.registry import CHECKS
+from monitor.cli.output import address_key, print_json, severity_rank, table
 from monitor.config import load_config
 from monitor.store import Store
 from monitor.store.checks import current_problems, last_sweep
@@ -20,7 +21,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="show current listings and problems, the last sweeps, and the jobs of repmon run",
     )
     p.add_argument("--json", action="store_true")
-    p.add_argument("--check", action="append", default=[], help="only this check (repeatable)")
+    p.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        choices=sorted(CHECKS),
+        metavar="CHECK",
+        help=f"only this check (repeatable): {', '.join(sorted(CHECKS))}",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = Store.open(config.store.url)
     try:
-        problems = current_problems(store, args.check or None)
+        # worst first, then by address in numeric order (not .10 before .8)
+        problems = sorted(
+            current_problems(store, args.check or None),
+            key=lambda p: (severity_rank(p.severity), address_key(p.target), p.check, p.source),
+        )
         sweeps = last_sweeps(store)
         jobs = job_table(store)
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from checks.result import SEVERITIES
 from monitor.store.db import Store, Tx
 from monitor.store.schema import (
     ACKNOWLEDGED,
@@ -230,16 +231,9 @@ def add_case_event(
 # --- the queue ---------------------------------------------------------------------------
 
 
-def find_cases(
-    store: Store,
-    state: str | None = None,
-    severity: str | None = None,
-    case_type: str | None = None,
-    limit: int = 500,
-) -> list[CaseRow]:
-    """Cases newest first: ``state=None`` every state but resolved, ``"all"`` every state,
-    else that state; ``severity`` and ``case_type`` filter when given."""
-    q = sa.select(cases)
+def _filtered(
+    q: sa.Select[Any], state: str | None, severity: str | None, case_type: str | None
+) -> sa.Select[Any]:
     if state is None:
         q = q.where(cases.c.state != RESOLVED)
     elif state != "all":
@@ -248,8 +242,44 @@ def find_cases(
         q = q.where(cases.c.severity == severity)
     if case_type is not None:
         q = q.where(cases.c.type == case_type)
+    return q
+
+
+#: severity order in SQL: worst first
+_SEVERITY_RANK = sa.case(
+    *((cases.c.severity == name, rank) for rank, name in enumerate(SEVERITIES)),
+    else_=len(SEVERITIES),
+)
+
+
+def find_cases(
+    store: Store,
+    state: str | None = None,
+    severity: str | None = None,
+    case_type: str | None = None,
+    limit: int | None = 500,
+) -> list[CaseRow]:
+    """Cases worst first, then newest: ``state=None`` every state but resolved, ``"all"``
+    every state, else that state; ``severity`` and ``case_type`` filter when given;
+    ``limit=None`` returns all."""
+    q = _filtered(sa.select(cases), state, severity, case_type)
+    q = q.order_by(_SEVERITY_RANK, cases.c.id.desc())
+    if limit is not None:
+        q = q.limit(limit)
     with store.begin() as tx:
-        return [_case(r) for r in tx.execute(q.order_by(cases.c.id.desc()).limit(limit))]
+        return [_case(r) for r in tx.execute(q)]
+
+
+def count_cases(
+    store: Store,
+    state: str | None = None,
+    severity: str | None = None,
+    case_type: str | None = None,
+) -> int:
+    """How many cases :func:`find_cases` would return without a limit."""
+    q = _filtered(sa.select(sa.func.count()).select_from(cases), state, severity, case_type)
+    with store.begin() as tx:
+        return int(tx.execute(q).scalar() or 0)
 
 
 def case_with_events(store: Store, case_id: int) -> tuple[CaseRow, list[CaseEventRow]] | None:

@@ -205,7 +205,7 @@ class InfluxWriter:
                 raise _BadData(text) from e
             if status == 429 or status >= 500:
                 raise _Retry(text, _retry_after(e)) from e
-            raise _Keep(text) from e
+            raise _Keep(text + _hint(status)) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise _Retry(f"{type(e).__name__}: {e}") from e
 
@@ -257,3 +257,16 @@ def open_writer(config: InfluxConfig | None, *, name: str = "") -> PointWriter:
     if config is None:
         return NullWriter()
     return InfluxWriter(config, name=name)
+
+
+def _hint(status: int) -> str:
+    """What an operator should look at for a configuration error of the write endpoint."""
+    if status == 404:
+        return (
+            " (hint: no InfluxDB v2 write API at this URL: use InfluxDB 1.8+, 2.x or 3.x, or "
+            "VictoriaMetrics; for 1.8 set [influxdb] bucket = \"db/retention-policy\"; check "
+            "the URL's port and path, and that the bucket exists)"
+        )
+    if status in (401, 403):
+        return " (hint: check [influxdb] token and org, and the token's write permission)"
+    return ""

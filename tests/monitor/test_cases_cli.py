@@ -97,3 +97,21 @@ def test_bad_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "evaluate", "--config", str(path))
     assert code == 2
     assert "rules.hold_down" in err and "enforce" in err
+
+
+def test_list_states_its_limit_instead_of_capping_silently(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = config_file.read_text().split('"')[1]
+    store = Store.open(url)
+    for i in range(12):  # twelve listed addresses of the pool: twelve cases
+        check(store, "problem", T0, target=f"203.0.113.{i}", severity="medium" if i else "critical")
+    store.close()
+    cfg = str(config_file)
+    assert run(capsys, "evaluate", "--config", cfg)[0] == 1
+    code, out, _ = run(capsys, "cases", "list", "--config", cfg, "--limit", "5")
+    assert code == 0 and "5 of 12 cases shown" in out
+    assert out.splitlines()[1].split()[2] == "critical"  # worst first
+    code, out, _ = run(capsys, "cases", "list", "--config", cfg, "--all")
+    assert "12 cases" in out
+    assert run(capsys, "cases", "list", "--config", cfg, "--limit", "0")[0] == 2

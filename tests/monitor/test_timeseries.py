@@ -279,6 +279,17 @@ def test_auth_failure_keeps_the_data(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert isinstance(headers, dict) and headers["Authorization"] == "Token user:password"
 
 
+def test_a_404_says_what_to_check(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An InfluxDB without the v2 write API (1.7 and older) answers 404: the log says why."""
+    with scripted_server([404]) as seen:
+        w = writer(str(seen.pop(0)["url"]), tmp_path)
+        w.write(points("n", 2))
+        with caplog.at_level(logging.ERROR, logger="monitor.timeseries"):
+            assert w.flush() == 0
+        assert w.pending() == 2
+    assert "HTTP 404" in caplog.text and "no InfluxDB v2 write API" in caplog.text
+
+
 # -- point builders --------------------------------------------------------------------------
 
 AT = dt.datetime(2026, 1, 2, 3, 0, tzinfo=dt.UTC)
