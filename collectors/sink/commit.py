@@ -12,6 +12,10 @@ per message, which on a small machine took more CPU than the SMTP dialogue itsel
 
 Nobody waits to form a group: a message that finds no write running starts one at once,
 and groups only grow while the disk is busy, which is exactly when sharing pays.
+
+Memory: the messages waiting here are still counted in their sessions' DATA budget
+(``max_data_bytes_in_flight``, :class:`collectors.sink.limits.DataBudget`) until ``accept``
+returns, and a segment is written from its pieces with ``writev``, never joined into a copy.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ MAX_BACKOFF = 60.0
 #: messages per batch when the callback takes batches: enough to share a transaction's
 #: cost, few enough that a batch is done in well under a second
 DEFAULT_BATCH = 200
+#: message bytes per listing (so per batch) at most, whatever the count; a single message
+#: larger than this is still taken, alone. With the segment being read (at most
+#: MAX_GROUP_BYTES, 32 MiB, or one message) this bounds what the processor holds,
+#: however large the backlog in new/ (a store outage lets it grow without limit on disk).
+DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,9 @@ def reason_text(exc: BaseException) -> str:
 class SpoolProcessor:
     """Takes ``spool.pending()`` oldest first and processes it, a batch at a time.
 
-    With ``process=None`` it does nothing and messages stay spooled.
+    With ``process=None`` it does nothing and messages stay spooled. Each pass lists at
+    most one batch's worth (``max_batch`` messages, ``max_batch_bytes`` bytes) and holds
+    nothing of the spool between passes.
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class SpoolProcessor:
         process: Process | BatchProcess | None,
         *,
         poll_interval: float = 1.0,
+        max_batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
         self.spool = spool
         self.process = process
@@ -115,6 +123,7 @@ class SpoolProcessor:
         else:
             self.batch = BatchProcess(_one_by_one(process), max_batch=1)
         self.poll_interval = poll_interval
+        self.max_batch_bytes = max_batch_bytes
         self.stats = ProcessorStats()
         self._wake = asyncio.Event()
         self._draining = False
@@ -162,7 +171,7 @@ class SpoolProcessor:
         while True:
             self._wake.clear()
             try:
-                waiting = await asyncio.to_thread(self.spool.pending, limit)
+                waiting = await asyncio.to_thread(self.spool.pending, limit, self.max_batch_bytes)
             except OSError as exc:
                 log.error("spool: cannot list %s: %s", self.spool.new, exc)
                 waiting = []

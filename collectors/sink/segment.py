@@ -57,8 +57,14 @@ def parse_name(name: str) -> int:
 
 def encode(message_hash: str, envelope: dict[str, object], raw: bytes) -> bytes:
     """One framed record."""
+    return b"".join(encode_parts(message_hash, envelope, raw))
+
+
+def encode_parts(message_hash: str, envelope: dict[str, object], raw: bytes) -> list[bytes]:
+    """One framed record as the pieces to write (header, the message itself, newline), so
+    that a writer can hand them to ``writev`` without copying the message."""
     meta = json.dumps(envelope, default=str, separators=(",", ":")).encode()
-    return b"%s%s %d %s\n%s\n" % (_TAG, message_hash.encode(), len(raw), meta, raw)
+    return [b"%s%s %d %s\n" % (_TAG, message_hash.encode(), len(raw), meta), raw, b"\n"]
 
 
 def read_segment(data: bytes) -> list[Record]:

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from checks.errors import SpoolError
@@ -39,7 +39,7 @@ from collectors.sink.segment import (
     SUFFIX,
     Record,
     TornSegment,
-    encode,
+    encode_parts,
     parse_name,
     read_segment,
     segment_name,
@@ -48,6 +48,12 @@ from collectors.sink.segment import (
 log = logging.getLogger("repmon.sink")
 
 SUBDIRS = ("tmp", "new", "done", "quarantine")
+#: messages the spool remembers as waiting, for answering a resent copy without writing it
+#: again (~300 bytes each, never the message bytes); past this the oldest are forgotten
+#: and a resent copy is written and skipped later (the processor's listing, the store)
+MAX_REMEMBERED = 65536
+#: buffers per writev call (Linux's IOV_MAX is 1024)
+_IOV_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,24 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
+def _write_file(path: Path, data: bytes | Sequence[bytes], *, sync: bool) -> None:
+    """Write ``data`` (bytes, or pieces written one after another with ``writev``, never
+    joined into a copy) to a new file ``path``."""
+    pieces = [data] if isinstance(data, bytes) else list(data)
+    views = [memoryview(p) for p in pieces if p]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        first = 0
+        while first < len(views):
+            written = os.writev(fd, views[first : first + _IOV_MAX])
+            while written and first < len(views):
+                size = len(views[first])
+                if written >= size:
+                    written -= size
+                    first += 1
+                else:
+                    views[first] = views[first][written:]
+                    written = 0
         if sync:
             os.fsync(fd)
     finally:
@@ -107,7 +125,9 @@ class Spool:
         self._lock = threading.Lock()
         self._serial = itertools.count()
         #: messages in new/ this instance wrote or listed and has not settled, by hash:
-        #: a second copy of the same bytes is then not written again
+        #: a second copy of the same bytes is then not written again. Without their bytes
+        #: (a backlog while the store is down would otherwise all sit in memory) and at most
+        #: MAX_REMEMBERED of them.
         self._waiting: dict[str, SpooledMessage] = {}
         #: per segment name, the indexes of its records already settled
         self._settled: dict[str, set[int]] = {}
@@ -122,9 +142,9 @@ class Spool:
 
         When this returns, the message and its envelope are in a segment that is fsynced
         and whose name is fsynced into ``new/``: a crash from now on cannot lose them. If
-        the same bytes are already waiting, that message is returned and nothing is
-        written. Raises :class:`SpoolError` when anything cannot be written; nothing is
-        then in ``new/`` and the sender must be told to try later.
+        the same bytes are already waiting, that message is returned (without its bytes and
+        envelope) and nothing is written. Raises :class:`SpoolError` when anything cannot
+        be written; nothing is then in ``new/`` and the sender must be told to try later.
         """
         result = self.accept_many([(raw, envelope)])[0]
         if isinstance(result, SpoolError):
@@ -166,7 +186,8 @@ class Spool:
         name = segment_name(time.time_ns(), os.getpid(), next(self._serial), len(entries))
         path, tmp = self.new / name, self.tmp / name
         try:
-            _write_file(tmp, b"".join(encode(d, meta, raw) for d, meta, raw in entries), sync=True)
+            parts = [p for d, meta, raw in entries for p in encode_parts(d, meta, raw)]
+            _write_file(tmp, parts, sync=True)
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -181,14 +202,20 @@ class Spool:
             for i, (digest, meta, raw) in enumerate(entries)
         }
         with self._lock:
-            self._waiting.update(made)
+            for msg in made.values():
+                self._remember(msg)
         return [made[s] if isinstance(s, str) else s for s in slots]
 
     # -- what the processor reads -------------------------------------------------------
 
-    def pending(self, limit: int | None = None) -> list[SpooledMessage]:
+    def pending(
+        self, limit: int | None = None, max_bytes: int | None = None
+    ) -> list[SpooledMessage]:
         """Messages waiting in ``new/``, oldest first (segment order, then record order),
-        with their bytes; at most ``limit`` of them.
+        with their bytes; at most ``limit`` of them and, when ``max_bytes`` is given, at
+        most that many message bytes in all (but always the first message, however large).
+        Segments are read one at a time, so the listing holds at most one segment's bytes
+        besides the messages it returns.
 
         A second copy of bytes already listed is not listed again (the first copy's
         outcome settles it). A segment that cannot be read is skipped with an error in
@@ -196,8 +223,10 @@ class Spool:
         """
         out: list[SpooledMessage] = []
         seen: set[str] = set()
+        size = 0
+        full = False
         for name in self._segment_names():
-            if limit is not None and len(out) >= limit:
+            if full or (limit is not None and len(out) >= limit):
                 break
             path = self.new / name
             try:
@@ -217,10 +246,15 @@ class Spool:
                         continue
                     if limit is not None and len(out) >= limit:
                         break
+                    if max_bytes is not None and out and size + len(record.raw) > max_bytes:
+                        full = True
+                        break
                     seen.add(record.message_hash)
                     msg = _message(path, i, record)
-                    self._waiting.setdefault(record.message_hash, msg)
+                    if record.message_hash not in self._waiting:
+                        self._remember(msg)
                     out.append(msg)
+                    size += len(record.raw)
                 finished = len(settled) >= len(records)
             if finished:
                 self._drop(path)
@@ -336,6 +370,13 @@ class Spool:
         return removed
 
     # -- internals ----------------------------------------------------------------------
+
+    def _remember(self, msg: SpooledMessage) -> None:
+        """Note ``msg`` as waiting, without its bytes and envelope (up to 100 recipients
+        each); forget the oldest past the bound. Call with the lock held."""
+        self._waiting[msg.message_hash] = replace(msg, data=None, envelope={})
+        while len(self._waiting) > MAX_REMEMBERED:
+            del self._waiting[next(iter(self._waiting))]
 
     def _segment_names(self) -> list[str]:
         with os.scandir(self.new) as it:
