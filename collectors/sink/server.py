@@ -168,6 +168,14 @@ class FeedbackHandler:
                 self._idle.set()
         if self.on_spooled is not None:
             self.on_spooled()
+        log.info(
+            "accepted %s from %s <%s> for %s, %d bytes",
+            msg.message_hash[:16],
+            meta["peer"],
+            meta["mail_from"],
+            ", ".join(envelope.rcpt_tos),
+            len(raw),
+        )
         return f"250 2.0.0 queued as {msg.message_hash[:16]}"
 
     async def idle(self) -> None:

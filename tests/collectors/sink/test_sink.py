@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import smtplib
 import ssl
 import time
@@ -146,7 +147,10 @@ def test_spool_drops_a_torn_last_record(tmp_path: Path) -> None:
 # -- through SMTP ------------------------------------------------------------------------
 
 
-def test_accepted_domain_is_spooled_before_250(tmp_path: Path) -> None:
+def test_accepted_domain_is_spooled_before_250(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="repmon.sink")
     with running(sink_config(tmp_path)) as sink, client(sink) as smtp:
         raw = message(1)
         assert smtp.mail("")[0] == 250
@@ -168,6 +172,9 @@ def test_accepted_domain_is_spooled_before_250(tmp_path: Path) -> None:
         assert msg.envelope["helo"] == "mx.receiver.example"
         assert str(msg.envelope["peer"]).startswith("127.0.0.1:")
         assert msg.envelope["tls"] is False
+        # one INFO line per accepted message, saying which, from whom, for whom
+        accepted = [r.getMessage() for r in caplog.records if r.getMessage().startswith("accepted")]
+        assert len(accepted) == 1 and digest[:16] in accepted[0] and DOMAIN.upper() in accepted[0]
         # a re-delivery of the same bytes is one file
         assert smtp.sendmail("", [f"b@{DOMAIN}"], raw) == {}
         assert sink.spool.depth() == 1
