@@ -8,14 +8,16 @@ listing, and returns one :class:`~checks.result.CheckResult` per pair:
   record, or an allow-list answer);
 * ``problem`` — listed: ``codes``, ``meaning``, ``reason`` (TXT), ``delist``;
 * ``unknown`` — with ``error``: timeout, SERVFAIL, REFUSED, a refused-query
-  answer code, an answer outside 127.0.0.0/8, or the zone failed its
-  self-test in this run.
+  answer code, an answer outside 127.0.0.0/8, the zone failed its self-test in
+  this run, the zone or the resolver stopped answering ("zone not answering
+  (N timeouts)", "resolver HOST:PORT not answering"), or a truncated answer
+  could not be asked again over TCP.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -169,17 +171,33 @@ def check_targets(
     resolver: BulkResolver,
     key: str | None = None,
     selftest: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[CheckResult]:
-    """Every target against every zone it fits, in (target, zone) order."""
+    """Every target against every zone it fits, in (target, zone) order.
+
+    ``on_progress(done, total)`` counts DNS questions over both passes (the A
+    lookups, then the TXT reasons of the listings): ``total`` grows once, when
+    the second pass starts. It is called from this thread; see
+    :meth:`~checks.dnsbl.transport.BulkResolver.resolve`.
+    """
     pairs = [(t, z) for t in targets for z in zones if t.fits(z)]
     tests = [z for z in zones if selftest and z.selftest]
-    suffix = {id(z): f".{z.query_zone(key)}." for z in zones}
+    apexes = [z.query_zone(key) for z in zones]
+    suffix = {id(z): f".{apex}." for z, apex in zip(zones, apexes, strict=True)}
     questions = [(t.reversed + suffix[id(z)], A) for t, z in pairs]
     for z in tests:
         pos, neg = z.test_points()
         questions.append((query_name(Target.parse(pos), z, key), A))
         questions.append((query_name(Target.parse(neg), z, key), A))
-    answers = resolver.resolve(questions)
+    first_total = 0
+
+    def first_pass(done: int, total: int) -> None:
+        nonlocal first_total
+        first_total = total
+        if on_progress is not None:
+            on_progress(done, total)
+
+    answers = resolver.resolve(questions, apexes, first_pass if on_progress else None)
     broken: dict[str, str] = {}
     base = len(pairs)
     for i, z in enumerate(tests):
@@ -201,7 +219,14 @@ def check_targets(
     ]
     reasons: dict[int, str] = {}
     if listed:
-        txt = resolver.resolve([(questions[i][0], TXT) for i in listed])
+        second = None
+        if on_progress is not None:
+            base_total = first_total
+
+            def second(done: int, total: int) -> None:
+                on_progress(base_total + done, base_total + total)
+
+        txt = resolver.resolve([(questions[i][0], TXT) for i in listed], apexes, second)
         for i, ans in zip(listed, txt, strict=True):
             reasons[i] = " ".join(ans.texts) if ans.error is None else ""
     # a plain "not listed" (most results) shares its zone's label and read-only fields

@@ -33,9 +33,11 @@ class Answer:
     ``error`` is None when the server answered NOERROR or NXDOMAIN (then
     ``addresses`` / ``texts`` hold the answer, possibly empty); otherwise it is
     ``"timeout"``, ``"SERVFAIL"``, ``"REFUSED"``, ``"FORMERR"``, ``"NOTIMP"``,
-    ``"rcode N"``, ``"malformed answer"`` or ``"network error: ..."`` and the
-    answer must be treated as unknown, never as "not listed". ``rcode`` is None
-    when no usable response arrived.
+    ``"rcode N"``, ``"malformed answer"``, ``"network error: ..."``,
+    ``"zone not answering (N timeouts)"``, ``"resolver HOST:PORT not answering"``,
+    ``"truncated answer and TCP not answering"`` or ``"truncated answer and TCP
+    failed: ..."``; the answer must then be treated as unknown, never as "not
+    listed". ``rcode`` is None when no usable response arrived.
     """
 
     rcode: int | None
@@ -227,6 +229,29 @@ def parse_response(packet: bytes, qname: bytes, qtype: int) -> Answer | None:
     """
     question = qname + struct.pack(">HH", qtype, 1)
     return read_response(packet, question, len(qname), qtype)
+
+
+def read_truncated(data: bytes, question: bytes, qname_len: int, qtype: int) -> Answer | None:
+    """The A records of a truncated (TC=1) response, when they can be used as they are; or None.
+
+    Call it only for a packet :func:`read_response` took as a truncated answer
+    to ``question``. RFC 2181 section 9 lets a truncated response carry a
+    partial RRset and tells clients to ignore it and ask again over TCP, which
+    the resolver does first. When TCP gives no answer, a NOERROR response to an
+    A question whose answer section is intact (every counted record present and
+    readable) and holds at least one A record of the question is a listing:
+    truncation only ever leaves records out, it cannot add one. Anything else —
+    an empty answer section (what rate-limiting "slip" responses look like),
+    NXDOMAIN, other types — gives None: a truncated answer never says "not
+    listed".
+    """
+    if qtype != A or data[3] & 0x0F != NOERROR or ((data[4] << 8) | data[5]) != 1:
+        return None
+    try:
+        got = _records(data, 12 + len(question), question[:qname_len], A)
+    except (_Malformed, IndexError, struct.error):
+        return None
+    return got if got.addresses else None
 
 
 def read_response(data: bytes, question: bytes, qname_len: int, qtype: int) -> Answer | None:
