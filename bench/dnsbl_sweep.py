@@ -5,13 +5,17 @@ inside the zones, never contacted), about 10 % of each listed with several
 answer codes, serves them with one rbldnsd on 127.0.0.1, then measures
 
 1. dnsperf over exactly the sweep's names (the ceiling),
-2. repmon's transport (:class:`checks.dnsbl.transport.BulkResolver`), and
+2. repmon's transport (:class:`checks.dnsbl.transport.BulkResolver`),
 3. when present, the full sweep (:func:`checks.dnsbl.lookup.check_targets`, which
-   also fetches the TXT reason of every listing),
+   also fetches the TXT reason of every listing), and
+4. end to end, the command ``repmon sweep --only dnsbl`` (config, inventory, engine, store,
+   time series through the on-disk buffer into VictoriaMetrics) on SQLite and, when the local
+   PostgreSQL answers, on PostgreSQL,
 
-and checks every answer against the zone files. Exits 1 when any answer is
-wrong or unknown, 2 when a tool is missing. With two or more CPUs, rbldnsd runs
-on CPU 0 and the clients (dnsperf, then repmon) on CPU 1.
+and checks every answer against the zone files (the end-to-end rows: the listings the store
+holds afterwards). Exits 1 when any answer is wrong or unknown, 2 when a tool is missing.
+With two or more CPUs, rbldnsd and VictoriaMetrics run on CPU 0 and the clients (dnsperf,
+then repmon) on CPU 1.
 
     python bench/dnsbl_sweep.py            # 196,608 names
     python bench/dnsbl_sweep.py --quick    # 4,096 names, a smoke run
@@ -20,7 +24,10 @@ on CPU 0 and the clients (dnsperf, then repmon) on CPU 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import ipaddress
+import json
 import os
 import random
 import re
@@ -31,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +243,116 @@ def run_sweep_engine(
     return elapsed, cpu / len(results), len(results), tally, note
 
 
+def _toml(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def e2e_config(
+    path: Path,
+    port: int,
+    sweep: Sweep,
+    store_url: str,
+    influx: str | None,
+    concurrency: int | None,
+) -> Path:
+    """A repmon config for the sweep: the zones, one pool holding exactly the sweep's targets
+    (10.0.0.0/16, or the quick run's addresses one by one), the store, ``[influxdb]`` (when
+    there is a server to write to)."""
+    count = len(sweep.names) // len(ZONES)
+    cidrs = [str(NETWORK)] if count == NETWORK.num_addresses else sweep.addresses[:count]
+    resolver = {"nameservers": [f"127.0.0.1:{port}"]}
+    if concurrency is not None:
+        resolver["concurrency"] = concurrency
+    lines = ["[resolver]", *(f"{k} = {_toml(v)}" for k, v in resolver.items()), ""]
+    lines += ["[dnsbl]", "defaults = false", ""]
+    for zone in ZONES:
+        codes = {c: {"meaning": f"code {c}", "severity": "high"} for c in CODES}
+        lines += ["[[dnsbl.zones]]", f'zone = "{zone}"', 'type = "ip"', f"codes = {_toml(codes)}"]
+        lines.append("")
+    lines += ["[inventory]", f"max_cidr_addresses = {NETWORK.num_addresses}", ""]
+    lines += [
+        "[[inventory.pools]]",
+        'name = "bench"',
+        'customer = "acme"',
+        f"cidrs = {_toml(cidrs)}",
+    ]
+    lines += ["", "[store]", f"url = {_toml(store_url)}", ""]
+    if influx is not None:
+        buffer = path.parent / f"buffer-{path.stem}"
+        influx_cfg = {"url": influx, "token": "x", "org": "repmon", "bucket": "repmon"}
+        influx_cfg["buffer_dir"] = str(buffer)
+        lines += ["[influxdb]", *(f"{k} = {_toml(v)}" for k, v in influx_cfg.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_e2e(config: Path, store_url: str, sweep: Sweep) -> tuple[float, float, int, Tally, str]:
+    """``repmon sweep --only dnsbl`` in this process, timed from the command's start to its
+    return (config, inventory, engine, store, series flushed); then the listings the store
+    holds are checked against the zone files."""
+    from monitor.cli import main as repmon
+    from monitor.store import Store
+    from monitor.store.checks import current_problems
+
+    out, err = io.StringIO(), io.StringIO()
+    cpu = cpu_seconds(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = repmon(["sweep", "--config", str(config), "--only", "dnsbl", "--no-progress"])
+    elapsed = time.perf_counter() - start
+    cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu
+    if status != 0:
+        raise RuntimeError(f"repmon sweep exited {status}: {err.getvalue()[-2000:]}")
+    count = len(sweep.names) // len(ZONES)
+    pairs = count * len(ZONES)
+    want = {
+        (a, z): sweep.expected[f"{'.'.join(reversed(a.split('.')))}.{z}"]
+        for a in sweep.addresses[:count]
+        for z in ZONES
+    }
+    tally = Tally()
+    store = Store.open(store_url)
+    try:
+        got = {(p.target, p.source): p for p in current_problems(store, ["dnsbl"])}
+    finally:
+        store.close()
+    for key, code in want.items():
+        p = got.get(key)
+        if code is None:
+            tally.false += p is not None
+        elif p is None:
+            tally.missed += 1
+        elif list(p.data.get("codes") or []) != [code] or p.data.get("reason") != reason(
+            key[1], key[0]
+        ):
+            tally.wrong_code += 1
+    line = next((x for x in out.getvalue().splitlines() if x.startswith("dnsbl sweep")), "")
+    tally.unknown += int(re.search(r"(\d+) unknown", line).group(1)) if line else 0
+    more = re.search(r"and ([\d,]+) more changes", out.getvalue())
+    shown = sum(1 for x in out.getvalue().splitlines() if x.startswith("  dnsbl "))
+    changes = shown + (int(more.group(1).replace(",", "")) if more else 0)
+    return elapsed, cpu / pairs, pairs, tally, f"pairs/s; {changes:,} state changes"
+
+
+@contextlib.contextmanager
+def scratch_stores(tmp: Path, with_pg: bool) -> Iterator[dict[str, str]]:
+    """A SQLite file and, when the local PostgreSQL answers, a scratch schema on it."""
+    stores = {"SQLite": f"sqlite:///{tmp / 'bench.db'}"}
+    if not with_pg:
+        yield stores
+        return
+    from tests.pg import pg_available, pg_schema_url
+
+    if not pg_available():
+        print("PostgreSQL is not reachable on 127.0.0.1:5432: end to end on SQLite only")
+        yield stores
+        return
+    with pg_schema_url() as url:
+        yield stores | {"PostgreSQL": url}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_NAMES:,} names only")
@@ -242,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="dnsperf run length (default 3, quick 1)")
     parser.add_argument("--concurrency", type=int, help="repmon's in-flight limit")
     parser.add_argument("--seed", type=int, default=5782)
+    parser.add_argument("--no-e2e", action="store_true", help="skip the repmon sweep rows")
+    parser.add_argument("--no-pg", action="store_true", help="end to end on SQLite only")
     args = parser.parse_args(argv)
     for tool in ("dnsperf", "rbldnsd"):
         if not (shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}")):
@@ -261,23 +381,51 @@ def main(argv: list[str] | None = None) -> int:
     reference = Row("dnsperf -c 4 (reference)")
     transport = Row("repmon transport, A only")
     engine = Row("sweep engine incl. TXT for listed")
-    pin(0)  # rbldnsd inherits CPU 0; this process moves to CPU 1 once it runs
-    with rbldnsd({z: ("ip4set", text) for z, text in sweep.zone_files.items()}) as server:
+    e2e: dict[str, Row] = {}
+    first: dict[str, float] = {}
+    stores: dict[str, str] = {}
+    pin(0)  # rbldnsd and VictoriaMetrics inherit CPU 0; this process moves to CPU 1 after
+    zones = {z: ("ip4set", text) for z, text in sweep.zone_files.items()}
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(rbldnsd(zones))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="repmon-bench-")))
+        configs: dict[str, Path] = {}
+        if not args.no_e2e:
+            influx = None
+            if shutil.which("victoria-metrics"):
+                from tests.tsdb_servers import victoria_metrics
+
+                influx = stack.enter_context(victoria_metrics()).url
+            else:
+                print("victoria-metrics is not installed: end to end without [influxdb]")
+            stores = stack.enter_context(scratch_stores(tmp, not args.no_pg))
+            for name, url in stores.items():
+                configs[name] = e2e_config(
+                    tmp / f"{name.lower()}.toml", server.port, sweep, url, influx, args.concurrency
+                )
+                e2e[name] = Row(f"repmon sweep e2e, {name}")
         pin(1)
-        with tempfile.TemporaryDirectory(prefix="repmon-bench-") as tmp:
-            query_file = Path(tmp) / "queries.txt"
-            query_file.write_text("".join(f"{name} A\n" for name in sweep.names))
-            for _ in range(rounds):
-                rate, cpu, note = run_dnsperf(server.port, query_file, seconds)
-                reference.add(len(sweep.names), rate, cpu, None, note)
-                elapsed, cpu, tally, note = run_transport(server.port, sweep, args.concurrency)
-                transport.add(len(sweep.names), len(sweep.names) / elapsed, cpu, tally, note)
-                if with_engine:
-                    elapsed, cpu, pairs, tally, note = run_sweep_engine(
-                        server.port, sweep, args.concurrency
-                    )
-                    engine.add(pairs, pairs / elapsed, cpu, tally, note)
-    rows = [reference, transport] + ([engine] if with_engine else [])
+        query_file = tmp / "queries.txt"
+        query_file.write_text("".join(f"{name} A\n" for name in sweep.names))
+        for name, config in configs.items():  # the first sweep into an empty store
+            elapsed, _, pairs, _, _ = run_e2e(config, stores[name], sweep)
+            first[name] = pairs / elapsed
+        for _ in range(rounds):
+            rate, cpu, note = run_dnsperf(server.port, query_file, seconds)
+            reference.add(len(sweep.names), rate, cpu, None, note)
+            elapsed, cpu, tally, note = run_transport(server.port, sweep, args.concurrency)
+            transport.add(len(sweep.names), len(sweep.names) / elapsed, cpu, tally, note)
+            if with_engine:
+                elapsed, cpu, pairs, tally, note = run_sweep_engine(
+                    server.port, sweep, args.concurrency
+                )
+                engine.add(pairs, pairs / elapsed, cpu, tally, note)
+            for name, config in configs.items():
+                elapsed, cpu, pairs, tally, note = run_e2e(config, stores[name], sweep)
+                e2e[name].add(pairs, pairs / elapsed, cpu, tally, note)
+    for name, row in e2e.items():
+        row.note += f"; first sweep (empty store) {first[name]:,.0f}/s"
+    rows = [reference, transport] + ([engine] if with_engine else []) + list(e2e.values())
     print_table(rows, reference.rate)
     if not with_engine:
         print("checks.dnsbl.lookup.check_targets is absent: measured the transport only")

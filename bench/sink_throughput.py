@@ -227,7 +227,11 @@ def bench_intake(messages: list[bytes], connections: int, server: list[str]) -> 
         stop(proc)
 
 
-def bench_sink(messages: list[bytes], connections: int, work: Path, store_url: str) -> dict:
+def bench_sink(
+    messages: list[bytes], connections: int, work: Path, store_url: str, extra_config: str = ""
+) -> dict:
+    """``repmon sink`` under the client; ``extra_config``: TOML appended to its config (the
+    abuse benchmark's ``[abuse]`` section and inventory)."""
     from collectors.sink import Spool
 
     port = free_tcp_port()
@@ -236,7 +240,7 @@ def bench_sink(messages: list[bytes], connections: int, work: Path, store_url: s
         f'[store]\nurl = "{store_url}"\n\n'
         f'[sink]\nlisten = "127.0.0.1:{port}"\naccept_domains = ["{DOMAIN}"]\n'
         f'spool = "{work / "spool"}"\n\n'
-        '[[inventory.pools]]\nname = "bench"\ncidrs = ["192.0.2.0/28"]\n'
+        '[[inventory.pools]]\nname = "bench"\ncidrs = ["192.0.2.0/28"]\n' + extra_config
     )
     # One message waits in the spool before the start: the sink starts its intake worker
     # for it, so the measurement does not include the worker's start-up.

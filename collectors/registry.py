@@ -8,7 +8,7 @@ sample valid, every README embedding its sample) and checks each check name is d
 
 from __future__ import annotations
 
-from collectors import dnsbl, feedback, hygiene, postmaster, sink, snds, volume
+from collectors import abuse, dnsbl, feedback, hygiene, mirror, postmaster, sink, snds, volume
 from collectors.unit import Collector
 
 COLLECTORS: tuple[Collector, ...] = (
@@ -19,6 +19,8 @@ COLLECTORS: tuple[Collector, ...] = (
     volume.UNIT,
     snds.UNIT,
     postmaster.UNIT,
+    abuse.UNIT,
+    mirror.UNIT,  # last: `repmon sweep` runs the sweeps first, a failed refresh last
 )
 
 #: check name (the ``check`` of a result) -> document

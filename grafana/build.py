@@ -21,24 +21,34 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
+import abuse_board  # noqa: E402
 from panels import (  # noqa: E402
     ALIGNMENT_OVERRIDES,
+    AUTH_MIN_PERCENT,
+    AUTH_STEPS,
     BOUNCE_STEPS,
     BOUNCE_THRESHOLDS,
     COMPLAINT_STEPS,
     COMPLAINT_THRESHOLDS,
+    FAIR_COLOR,
+    GMAIL_SPAM_STEPS,
+    GMAIL_SPAM_THRESHOLDS,
     LISTING_WINDOW,
     MIN_VOLUME,
     NEUTRAL_COLOR,
+    OK_COLOR,
+    SEVERITY_COLORS,
     SEVERITY_LEVEL_MAPPINGS,
     STATE_MAPPINGS,
     STATE_STEPS,
     UNKNOWN_COLOR,
     column,
+    constant,
     dashboard,
     dashboard_link,
     dashboard_url,
     data_link,
+    level_mappings,
     listings_query,
     organize,
     panel,
@@ -51,12 +61,13 @@ from panels import (  # noqa: E402
 )
 
 from checks.dnsbl.catalogue import CATALOGUE  # noqa: E402
+from monitor.timeseries.providers import FILTER_LEVELS, REPUTATION_LEVELS  # noqa: E402
 
 OUT = HERE / "dashboards"
 
-OVERVIEW, POOL, SENDING_IP, CUSTOMER, DOMAINS, FEEDBACK = (
+OVERVIEW, POOL, SENDING_IP, CUSTOMER, DOMAINS, FEEDBACK, PROVIDERS = (
     "repmon-overview", "repmon-pool", "repmon-sending-ip", "repmon-customer", "repmon-domains",
-    "repmon-feedback",
+    "repmon-feedback", "repmon-providers",
 )  # fmt: skip
 
 #: the filter of the dashboards with multi-value ``customer`` and ``pool`` variables
@@ -635,7 +646,8 @@ def sending_ip() -> dict[str, Any]:
             "the pool's domains' SPF allows it). Purple: unknown (not checked).",
             [
                 target(
-                    """SELECT last("state") FROM "hygiene" WHERE "target" = '$ip' AND $timeFilter
+                    """SELECT last("state") FROM "hygiene" WHERE "target" = '$ip'
+                AND "check" =~ /^(ptr|spf-authorizes)$/ AND $timeFilter
                 GROUP BY time($__interval), "check" fill(previous)""",
                     "$tag_check",
                 )
@@ -646,13 +658,39 @@ def sending_ip() -> dict[str, Any]:
             mappings=STATE_MAPPINGS,
             interval="1h",
         ),
+        _days(
+            snds_verdict_panel(
+                "What does Outlook.com's filter (SNDS) say about $ip each day?",
+                where,
+                (0, 41, 24, 4),
+                per_ip=False,
+            )
+        ),
+        _days(
+            snds_complaint_panel(
+                "Is $ip's complaint rate at Outlook.com (SNDS) and ours below 0.1 % (medium) "
+                "and 0.3 % (critical)?",
+                where,
+                (0, 45, 12, 8),
+                per_ip=False,
+            )
+        ),
+        _days(
+            snds_traps_panel(
+                "Does $ip hit Outlook.com's spam traps (SNDS)?",
+                where,
+                (12, 45, 12, 8),
+                per_ip=False,
+            )
+        ),
     ]
     return dashboard(
         SENDING_IP,
         "repmon / Sending IP",
         "Everything about one sending IP: listings with delist links, complaint and bounce "
-        "rates, volume, feedback, DMARC volume, PTR and SPF. The header links to its pool and "
-        "customer.",
+        "rates, volume, feedback, DMARC volume, PTR and SPF, and what Outlook.com says of it "
+        "(SNDS: filter verdict, complaint rate beside ours, trap hits). The header links to its "
+        "pool and customer.",
         panels,
         [
             query_variable(
@@ -744,7 +782,7 @@ def customer() -> dict[str, Any]:
             [
                 target(
                     f"""SELECT last("state") FROM "hygiene" WHERE {where}
-                AND "target_type" = 'domain' AND $timeFilter
+                AND "target_type" = 'domain' AND "check" !~ /^(gmail-|snds)/ AND $timeFilter
                 GROUP BY time($__interval), "target", "check" fill(previous)""",
                     "$tag_target $tag_check",
                 )
@@ -889,6 +927,27 @@ def domains() -> dict[str, Any]:
             interval="1h",
             bars=True,
         ),
+        _days(
+            gmail_spam_panel(
+                "Is each domain's Gmail spam rate below 0.1 % (medium) and 0.3 % (high)?",
+                """"domain" =~ /^$domain$/""",
+                (0, 39, 12, 8),
+            )
+        ),
+        _days(
+            gmail_reputation_panel(
+                "What reputation does Gmail give each domain?",
+                """"domain" =~ /^$domain$/""",
+                (12, 39, 12, 8),
+            )
+        ),
+        _days(
+            gmail_auth_panel(
+                "Does each domain's mail pass SPF, DKIM and DMARC at Gmail?",
+                """"domain" =~ /^$domain$/""",
+                (0, 47, 24, 8),
+            )
+        ),
     ]
     domain = query_variable(
         "domain",
@@ -900,7 +959,8 @@ def domains() -> dict[str, Any]:
     return dashboard(
         DOMAINS,
         "repmon / Domains",
-        "SPF, DMARC, DKIM and PTR state over time, and DMARC pass rates per domain.",
+        "SPF, DMARC, DKIM and PTR state over time, DMARC pass rates per domain, and what Gmail "
+        "says of each domain (Postmaster Tools: spam rate, reputation, authentication).",
         panels,
         [_customer_var(), domain],
         time_from="now-7d",
@@ -999,8 +1059,471 @@ def feedback() -> dict[str, Any]:
     )
 
 
+# --- the mailbox providers' verdicts: Microsoft SNDS, Google Postmaster Tools ---------------
+#: SNDS filter result (``filter_level``) and Gmail reputation (``reputation_level``) back to
+#: their names, coloured by the severity of the case repmon opens on them (green: none)
+FILTER_MAPPINGS = level_mappings(
+    FILTER_LEVELS,
+    {"GREEN": OK_COLOR, "YELLOW": SEVERITY_COLORS["medium"], "RED": SEVERITY_COLORS["high"]},
+)
+REPUTATION_MAPPINGS = level_mappings(
+    REPUTATION_LEVELS,
+    {
+        "HIGH": OK_COLOR,
+        "MEDIUM": FAIR_COLOR,
+        "LOW": SEVERITY_COLORS["medium"],
+        "BAD": SEVERITY_COLORS["high"],
+    },
+)
+PROVIDER_WINDOW = constant(
+    "provider_window",
+    "7h",
+    "How far back 'right now' looks for the last SNDS / Postmaster Tools fetch: a bit more "
+    "than [schedule] snds_fetch and postmaster_fetch (6h by default). Raise it with them.",
+)
+#: the providers publish one figure per day: their panels group by day, not $__interval
+DAY = "time(1d)"
+
+
+def _days(p: dict[str, Any], days: int = 14) -> dict[str, Any]:
+    """A provider panel on a dashboard of hours: its own time range of ``days`` (Grafana's
+    relative time override), since the providers publish one figure a day."""
+    p["timeFrom"] = f"{days}d"
+    return p
+
+
+def snds_verdict_panel(
+    title: str, where: str, grid: tuple[int, int, int, int], per_ip: bool = True
+) -> dict[str, Any]:
+    """SNDS filter result per day (per IP), coloured by the case it opens."""
+    return panel(
+        "state-timeline",
+        title,
+        "Outlook.com's filter verdict per day, from Microsoft SNDS: GREEN (under 10 % of the "
+        "IP's mail judged spam), YELLOW (10-90 %: a medium case), RED (over 90 %: a high case). "
+        "Blank: no SNDS row that day (SNDS lists only IPs that sent 100+ messages). SNDS "
+        "publishes a day late.",
+        [
+            target(
+                f"""SELECT max("filter_level") FROM "snds" WHERE {where} AND $timeFilter
+                GROUP BY {DAY}{', "sending_ip"' if per_ip else ""} fill(null)""",
+                "$tag_sending_ip" if per_ip else "filter result",
+            )
+        ],
+        grid,
+        unit="none",
+        mappings=FILTER_MAPPINGS,
+        links=[_to_ip("${__field.labels.sending_ip}")] if per_ip else None,
+    )
+
+
+def snds_traps_panel(
+    title: str, where: str, grid: tuple[int, int, int, int], per_ip: bool = True
+) -> dict[str, Any]:
+    return panel(
+        "timeseries",
+        title,
+        "Spam-trap hits per day that Outlook.com reports in SNDS. Microsoft asks for an "
+        "investigation of any trap hit (the trap addresses never signed up): every hit opens a "
+        "high case.",
+        [
+            target(
+                f"""SELECT sum("trap_hits") FROM "snds" WHERE {where} AND $timeFilter
+                GROUP BY {DAY}{', "sending_ip"' if per_ip else ""} fill(none)""",
+                "$tag_sending_ip" if per_ip else "trap hits",
+            )
+        ],
+        grid,
+        bars=True,
+        stack=per_ip,
+        links=[_to_ip("${__field.labels.sending_ip}")] if per_ip else None,
+    )
+
+
+def snds_complaint_panel(
+    title: str, where: str, grid: tuple[int, int, int, int], per_ip: bool = True
+) -> dict[str, Any]:
+    """Outlook.com's complaint rate (SNDS) next to ours, per day, with our rule's thresholds."""
+    group = ', "sending_ip"' if per_ip else ""
+    return panel(
+        "timeseries",
+        title,
+        "Per day, in percent: our complaint rate (feedback-loop complaints from every provider "
+        "/ messages sent) and the one Outlook.com publishes in SNDS (its users' junk reports / "
+        "its recipients). SNDS's '< 0.1 %' is no figure and is not drawn. Dashed lines: the "
+        "severity of the case [rules.complaints] opens on our rate (medium 0.1 %, critical "
+        "0.3 %). Lines take the colour of the range they are in.",
+        [
+            target(
+                f"""SELECT 100.0 * sum("complaint") / sum("sent") FROM "feedback" WHERE {where}
+                AND $timeFilter GROUP BY {DAY}{group} fill(none)""",
+                "$tag_sending_ip ours" if per_ip else "ours",
+            ),
+            target(
+                f"""SELECT 100 * max("complaint_rate") FROM "snds" WHERE {where}
+                AND $timeFilter GROUP BY {DAY}{group} fill(none)""",
+                "$tag_sending_ip SNDS" if per_ip else "SNDS (Outlook.com)",
+                ref="B",
+            ),
+        ],
+        grid,
+        unit="percent",
+        steps=COMPLAINT_STEPS,
+        soft_max=max(COMPLAINT_THRESHOLDS.values()) * 1.1,
+        by_threshold=True,
+        links=[_to_ip("${__field.labels.sending_ip}")] if per_ip else None,
+    )
+
+
+SNDS_COLUMNS = [
+    "sending_ip", "pool", "customer", "filter", "traps", "snds_rate", "snds_under", "sent",
+    "complaints", "complaint_rate", "hard_bounces", "hard_bounce_rate",
+]  # fmt: skip
+
+
+def snds_table_query(where: str) -> str:
+    """Per IP over the time range: the worst SNDS filter result, trap hits, the highest SNDS
+    complaint rate published as a figure and the highest '< x %' bound, with pool and customer
+    (merged in Grafana with our own rates, :func:`rate_table_query`, by IP, pool, customer)."""
+    inner = f"""SELECT max("filter_level") AS "filter", sum("trap_hits") AS "traps",
+        100 * max("complaint_rate") AS "snds_rate", 100 * max("complaint_rate_under")
+        AS "snds_under" FROM "snds" WHERE {where} AND $timeFilter
+        GROUP BY "sending_ip", "pool", "customer" """
+    return f"""SELECT "filter", "traps", "snds_rate", "snds_under", "sending_ip", "pool",
+        "customer" FROM ({inner})"""
+
+
+def snds_table(title: str, where: str, grid: tuple[int, int, int, int]) -> dict[str, Any]:
+    """Our volume and rates per IP (query A, as every feedback table) merged with what SNDS
+    says of the IP (query B) on IP, pool and customer."""
+    under = column("snds_under", "SNDS: under", unit="percent", decimals=2)
+    return panel(
+        "table",
+        title,
+        "Per sending IP over the dashboard's time range: our own volume, complaints and rates "
+        "(all providers) beside Outlook.com's worst filter verdict, its spam-trap hits and the "
+        "highest complaint rate it published (SNDS; 'under': it published only '< x %'). Rows "
+        f"that sent fewer than {MIN_VOLUME:,} messages have no rates of ours; IPs without an "
+        "SNDS row have no verdict. Rates are coloured by the severity of the case "
+        "[rules.complaints] / [rules.bounces] opens at that rate.",
+        [
+            target(rate_table_query(where, "sending_ip", limit=None), table=True),
+            target(snds_table_query(where), ref="B", table=True),
+        ],
+        grid,
+        overrides=[
+            column("sending_ip", "IP", links=[_to_ip()]),
+            column("pool", "pool", links=[_to_pool()]),
+            column("customer", "customer", links=[_to_customer()]),
+            column("filter", "SNDS filter (worst)", mappings=FILTER_MAPPINGS, background=True),
+            column("traps", "trap hits", unit="short"),
+            _rate_column("snds_rate", "SNDS complaint rate", COMPLAINT_STEPS),
+            under,
+            column("sent", "sent", unit="short"),
+            column("complaints", "complaints", unit="short"),
+            _rate_column("complaint_rate", "our complaint rate", COMPLAINT_STEPS),
+            column("hard_bounces", "hard bounces", unit="short"),
+            _rate_column("hard_bounce_rate", "our hard-bounce rate", BOUNCE_STEPS),
+        ],
+        transformations=[{"id": "merge", "options": {}}, organize(SNDS_COLUMNS)],
+        sort_by=("SNDS filter (worst)", True),
+    )
+
+
+def gmail_spam_panel(title: str, where: str, grid: tuple[int, int, int, int]) -> dict[str, Any]:
+    medium, high = GMAIL_SPAM_THRESHOLDS["medium"], GMAIL_SPAM_THRESHOLDS["high"]
+    return panel(
+        "timeseries",
+        title,
+        "Gmail's user-reported spam rate per domain and day (Postmaster Tools), in percent. "
+        f"Dashed lines: the severity of the gmail-spam-rate case: medium from {medium} %, high "
+        f"from {high} % (Gmail's bulk-sender guidance: stay under {medium} %, never reach "
+        f"{high} %). Gmail gives no rate on days with too little DKIM-signed mail; it publishes "
+        "a day or two late.",
+        [
+            target(
+                f"""SELECT 100 * max("spam_rate") FROM "postmaster" WHERE {where}
+                AND $timeFilter GROUP BY {DAY}, "domain" fill(none)""",
+                "$tag_domain",
+            )
+        ],
+        grid,
+        unit="percent",
+        steps=GMAIL_SPAM_STEPS,
+        soft_max=high * 1.1,
+        by_threshold=True,
+        links=[_to_domain("${__field.labels.domain}")],
+    )
+
+
+def gmail_reputation_panel(
+    title: str, where: str, grid: tuple[int, int, int, int]
+) -> dict[str, Any]:
+    return panel(
+        "state-timeline",
+        title,
+        "The domain reputation Gmail gives per day (Postmaster Tools): HIGH and MEDIUM green, "
+        "LOW yellow (a medium case: mail often goes to spam), BAD orange (a high case: almost "
+        "always refused or filtered). Blank: no statistics that day.",
+        [
+            target(
+                f"""SELECT max("reputation_level") FROM "postmaster" WHERE {where}
+                AND $timeFilter GROUP BY {DAY}, "domain" fill(null)""",
+                "$tag_domain",
+            )
+        ],
+        grid,
+        unit="none",
+        mappings=REPUTATION_MAPPINGS,
+        links=[_to_domain("${__field.labels.domain}")],
+    )
+
+
+def gmail_auth_panel(title: str, where: str, grid: tuple[int, int, int, int]) -> dict[str, Any]:
+    return panel(
+        "timeseries",
+        title,
+        "Share of each domain's mail that passed SPF, DKIM and DMARC at Gmail, per day "
+        "(Postmaster Tools; spoofed mail is left out by Gmail), in percent. Below the dashed "
+        f"line ({AUTH_MIN_PERCENT:g} %, [postmaster] auth_min_ratio) a pass ratio opens a medium "
+        "gmail-auth case: a sending path that is not signed or not authorized.",
+        [
+            target(
+                f"""SELECT 100 * min("spf") AS "SPF", 100 * min("dkim") AS "DKIM",
+                100 * min("dmarc") AS "DMARC" FROM "postmaster" WHERE {where}
+                AND $timeFilter GROUP BY {DAY}, "domain" fill(none)""",
+                "$tag_domain $col",
+            )
+        ],
+        grid,
+        unit="percent",
+        steps=AUTH_STEPS,
+        by_threshold=True,
+    )
+
+
+def providers() -> dict[str, Any]:
+    ip_where = FILTER
+    domain_where = """"domain" =~ /^$domain$/"""
+    blocked_now = f"""SELECT last("state") AS "state" FROM "hygiene"
+        WHERE "check" = 'snds-blocked' AND {FILTER} AND time > now() - $provider_window
+        GROUP BY "target", "target_type", "pool", "customer" """
+    panels = [
+        panel(
+            "stat",
+            "How many of our IPs does Outlook.com block right now?",
+            "Inventory IPs inside a range SNDS lists as blocked (Outlook.com refuses their "
+            "mail: a high case each), by the last fetch of the IP status export.",
+            [
+                target(
+                    f"""SELECT count("state") AS "blocked IPs" FROM ({blocked_now})
+                    WHERE "state" = 2 AND "target_type" = 'ip'""",
+                    "blocked IPs",
+                )
+            ],
+            (0, 0, 6, 5),
+            color=NEUTRAL_COLOR,
+        ),
+        panel(
+            "stat",
+            "How many ranges does SNDS block, and how many are not ours?",
+            "From the last read of the SNDS IP status export. A blocked range holding none of "
+            "the inventory's IPs is registered in the SNDS account but unknown to repmon: it "
+            "opens a case per CIDR block (subject kind 'range').",
+            [
+                target(
+                    """SELECT last("ranges") AS "blocked ranges",
+                    last("unwatched_ranges") AS "not in the inventory" FROM "snds_blocked"
+                    WHERE time > now() - $provider_window""",
+                    "$col",
+                )
+            ],
+            (6, 0, 6, 5),
+            color=NEUTRAL_COLOR,
+        ),
+        panel(
+            "timeseries",
+            "Do the SNDS and Postmaster Tools fetches get answers?",
+            "Share of each fetch's results that were unknown: a refused key (renew it: repmon "
+            "status says how), an outage, a late day. Unknown never opens or closes a case. "
+            "Dashed lines (purple, the colour of 'unknown'): 5 % and 50 %.",
+            [
+                target(
+                    """SELECT 100.0 * sum("unknown") / sum("queries") FROM "sweep"
+                    WHERE "kind" =~ /^(snds|postmaster)$/ AND $timeFilter
+                    GROUP BY time($__interval), "kind" fill(none)""",
+                    "$tag_kind",
+                )
+            ],
+            (12, 0, 12, 5),
+            unit="percent",
+            steps=[("transparent", None), (UNKNOWN_COLOR, 5), (UNKNOWN_COLOR, 50)],
+            interval="6h",
+        ),
+        snds_verdict_panel(
+            "What does Outlook.com's filter (SNDS) say about each of our IPs?",
+            ip_where,
+            (0, 5, 24, 8),
+        ),
+        snds_table(
+            "Which IPs does Outlook.com judge worst, and how do its complaint figures compare "
+            "with ours?",
+            ip_where,
+            (0, 13, 24, 8),
+        ),
+        snds_complaint_panel(
+            "Is each IP's complaint rate at Outlook.com (SNDS) and ours below 0.1 % (medium) and "
+            "0.3 % (critical)?",
+            ip_where,
+            (0, 21, 12, 8),
+        ),
+        snds_traps_panel(
+            "Which of our IPs hit Outlook.com's spam traps?", ip_where, (12, 21, 12, 8)
+        ),
+        panel(
+            "table",
+            "Which of our IPs does Outlook.com block (SNDS)?",
+            "IPs inside a blocked range of the last SNDS IP status export (a high case each); "
+            "a range holding none of ours shows as its CIDR blocks, without pool or customer.",
+            [
+                target(
+                    f"""SELECT "target", "pool", "customer", "state" FROM ({blocked_now})
+                    WHERE "state" = 2""",
+                    table=True,
+                )
+            ],
+            (0, 29, 24, 5),
+            overrides=[
+                column("target", "IP or range", links=[_to_ip()]),
+                column("pool", "pool", links=[_to_pool()]),
+                column("customer", "customer", links=[_to_customer()]),
+                column("state", "SNDS", mappings=STATE_MAPPINGS, background=True),
+            ],
+            transformations=[organize(["target", "pool", "customer", "state"])],
+        ),
+        gmail_spam_panel(
+            "Is each domain's Gmail spam rate below 0.1 % (medium) and 0.3 % (high)?",
+            domain_where,
+            (0, 34, 12, 8),
+        ),
+        gmail_reputation_panel(
+            "What reputation does Gmail give each domain?", domain_where, (12, 34, 12, 8)
+        ),
+        panel(
+            "timeseries",
+            "How many of each domain's sending IPs does Gmail rate LOW or BAD?",
+            "Sending IPs per Gmail IP-reputation category and day (Postmaster Tools), counted "
+            "per domain (Gmail's sample IPs are on the gmail-reputation case, never in the "
+            "series). Any IP in LOW opens a medium case, in BAD a high one.",
+            [
+                target(
+                    f"""SELECT sum("ips_bad") AS "BAD (high)", sum("ips_low") AS "LOW (medium)",
+                    sum("ips_medium") AS "MEDIUM", sum("ips_high") AS "HIGH" FROM "postmaster"
+                    WHERE {domain_where} AND $timeFilter
+                    GROUP BY {DAY}, "domain" fill(none)""",
+                    "$tag_domain $col",
+                )
+            ],
+            (0, 42, 12, 8),
+            bars=True,
+            stack=True,
+            overrides=severity_overrides(r"/\({sev}\)$/")
+            + [
+                {
+                    "matcher": {"id": "byRegexp", "options": f"/ {name}$/"},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}],
+                }
+                for name, c in (("MEDIUM", FAIR_COLOR), ("HIGH", OK_COLOR))
+            ],
+        ),
+        gmail_auth_panel(
+            "Does each domain's mail pass SPF, DKIM and DMARC at Gmail?",
+            domain_where,
+            (12, 42, 12, 8),
+        ),
+        panel(
+            "timeseries",
+            "How much of each domain's mail reaches Gmail over TLS?",
+            "Share of the domain's mail to Gmail that came over TLS, per day (Postmaster Tools "
+            "inbound encryption), in percent. Gmail requires TLS of bulk senders.",
+            [
+                target(
+                    f"""SELECT 100 * min("inbound_tls") FROM "postmaster"
+                    WHERE {domain_where} AND $timeFilter GROUP BY {DAY}, "domain" fill(none)""",
+                    "$tag_domain",
+                )
+            ],
+            (0, 50, 12, 7),
+            unit="percent",
+        ),
+        panel(
+            "timeseries",
+            "How much of each domain's mail does Gmail refuse or defer?",
+            "Share of the domain's mail that Gmail refused (permanent) or deferred (temporary) "
+            "per day, summed over the error types Postmaster Tools lists (rate limits, "
+            "suspected spam, bad reputation, DMARC policy ...), in percent.",
+            [
+                target(
+                    f"""SELECT 100 * max("permanent_errors") AS "permanent",
+                    100 * max("temporary_errors") AS "temporary" FROM "postmaster"
+                    WHERE {domain_where} AND $timeFilter GROUP BY {DAY}, "domain" fill(none)""",
+                    "$tag_domain $col",
+                )
+            ],
+            (12, 50, 12, 7),
+            unit="percent",
+        ),
+        panel(
+            "table",
+            "Which domains need work on Gmail's bulk-sender requirements?",
+            "The last Postmaster Tools compliance status per domain: requirements Gmail checked "
+            "and those at NEEDS_WORK (a medium gmail-compliance case; the case lists which).",
+            [
+                target(
+                    f"""SELECT "domain", "pool", "customer", "needs_work", "requirements" FROM
+                    (SELECT last("needs_work") AS "needs_work",
+                    last("requirements") AS "requirements" FROM "postmaster_compliance"
+                    WHERE {domain_where} AND $timeFilter GROUP BY "domain", "pool", "customer")""",
+                    table=True,
+                )
+            ],
+            (0, 57, 24, 5),
+            overrides=[
+                column("domain", "domain", links=[_to_domain()]),
+                column("pool", "pool", links=[_to_pool()]),
+                column("customer", "customer", links=[_to_customer()]),
+                column("needs_work", "needs work", unit="short"),
+                column("requirements", "requirements checked", unit="short"),
+            ],
+            transformations=[
+                organize(["domain", "pool", "customer", "needs_work", "requirements"])
+            ],
+            sort_by=("needs work", True),
+        ),
+    ]
+    domain = query_variable(
+        "domain",
+        "Domain",
+        """SHOW TAG VALUES FROM "postmaster" WITH KEY = "domain"
+        WHERE "customer" =~ /^$customer$/""",
+        multi=True,
+    )
+    return dashboard(
+        PROVIDERS,
+        "repmon / Mailbox providers",
+        "What Outlook.com (Microsoft SNDS) and Gmail (Postmaster Tools) say about our IPs and "
+        "domains, beside our own rates: filter verdicts, trap hits, blocks and complaint rates "
+        "per IP; spam rate, reputation, authentication and compliance per domain.",
+        panels,
+        [_customer_var(), _pool_var(), domain, PROVIDER_WINDOW],
+        time_from="now-30d",
+    )
+
+
 DASHBOARDS = {"overview": overview, "pool": pool, "sending-ip": sending_ip,
-              "customer": customer, "domains": domains, "feedback": feedback}  # fmt: skip
+              "customer": customer, "domains": domains, "feedback": feedback,
+              "providers": providers}  # fmt: skip
+DASHBOARDS["abuse"] = abuse_board.board  # the abuse desk's queue (abuse_board.py)
 
 
 def main() -> None:

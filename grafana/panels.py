@@ -92,6 +92,37 @@ def rate_steps(thresholds: Mapping[str, float]) -> list[tuple[str, float | None]
 COMPLAINT_STEPS = rate_steps(COMPLAINT_THRESHOLDS)
 BOUNCE_STEPS = rate_steps(BOUNCE_THRESHOLDS)
 
+# --- the mailbox providers' verdicts (SNDS, Postmaster Tools) -------------------------------
+#: Gmail's bulk-sender spam-rate thresholds in percent, coloured by the severity of the
+#: ``gmail-spam-rate`` case ([postmaster] spam_rate_medium / spam_rate_high): 0.1 % medium,
+#: 0.3 % high
+GMAIL_SPAM_THRESHOLDS: dict[str, float] = {"medium": 0.1, "high": 0.3}
+GMAIL_SPAM_STEPS = rate_steps(GMAIL_SPAM_THRESHOLDS)
+#: [postmaster] auth_min_ratio in percent: SPF, DKIM and DMARC pass ratios below it open a
+#: medium ``gmail-auth`` case, so below is yellow and at or above green
+AUTH_MIN_PERCENT = 95.0
+AUTH_STEPS: list[tuple[str, float | None]] = [
+    (SEVERITY_COLORS["medium"], None),
+    (OK_COLOR, AUTH_MIN_PERCENT),
+]
+#: Gmail MEDIUM reputation: fine (no case), a shade lighter than HIGH
+FAIR_COLOR = "#96d98d"
+
+
+def level_mappings(levels: Mapping[str, int], colors: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Value mappings from a provider's verdict as a number (``filter_level``,
+    ``reputation_level``: higher is worse) back to its name, coloured by the severity of the
+    case repmon opens on it (green: none)."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(level): {"text": name, "color": colors[name], "index": level}
+                for name, level in levels.items()
+            },
+        }
+    ]
+
 
 def fixed_color(color: str) -> dict[str, Any]:
     return {"id": "color", "value": {"mode": "fixed", "fixedColor": color}}

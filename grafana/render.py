@@ -39,6 +39,7 @@ VALUES = {
     "pool": ".*",
     "customer": ".*",
     "listing_window": "75m",
+    "provider_window": "7h",
 }
 #: the single-value variables of the one-pool / one-customer / one-IP dashboards
 BOARD_VALUES = {
@@ -173,10 +174,19 @@ def draw(ax: Any, panel: dict[str, Any], results: list[tuple[dict[str, Any], str
         stacked = defaults["custom"]["stacking"]["mode"] == "normal"
         bottom: dict[dt.datetime, float] = {}
         top = 0.0
+        daily = defaults["custom"]["drawStyle"] == "bars" and any(
+            "time(1d)" in t["query"] for t in panel["targets"]
+        )
         for i, (label, times, values, _) in enumerate(series):
             c = series_color(field_config(panel, label), i)
             ys = [v or 0.0 for v in values]
-            if stacked:
+            if daily:  # one bar a day (a single day is no area between two points)
+                base = [bottom.get(t, 0.0) if stacked else 0.0 for t in times]
+                ax.bar(times, ys, width=0.8, bottom=base, label=label, color=c, alpha=0.8)
+                for t, b, y in zip(times, base, ys, strict=True):
+                    bottom[t] = b + y
+                top = max([top, *bottom.values()])
+            elif stacked:
                 base = [bottom.get(t, 0.0) for t in times]
                 ax.fill_between(times, base, [b + y for b, y in zip(base, ys, strict=True)],
                                 step="mid", alpha=0.8, label=label, color=c)  # fmt: skip
@@ -269,6 +279,8 @@ def draw_table(ax: Any, panel: dict[str, Any], results: list[tuple[dict[str, Any
     s = result["series"][0]
     columns = ["Time" if c == "time" else c for c in s["columns"]]
     rows = s["values"]
+    if any(t["id"] == "merge" for t in panel.get("transformations", [])):
+        columns, rows = merge([r for r, _ in results])
     for t in panel.get("transformations", []):
         if t["id"] == "organize":
             keep = [c for c in columns if not t["options"]["excludeByName"].get(c)]
@@ -314,6 +326,32 @@ def draw_table(ax: Any, panel: dict[str, Any], results: list[tuple[dict[str, Any
                 cell.get_text().set_color(text)
 
 
+def merge(results: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Grafana's "merge" transformation: the tables of several queries as one, rows with the
+    same values in the fields they share (text fields: IP, pool, customer) joined."""
+    frames = []
+    for result in results:
+        for s in result.get("series", [])[:1]:
+            cols = ["Time" if c == "time" else c for c in s["columns"]]
+            frames.append([dict(zip(cols, row, strict=True)) for row in s["values"]])
+    columns = list(dict.fromkeys(c for frame in frames for row in frame[:1] for c in row))
+    shared = [
+        c
+        for c in columns
+        if c != "Time"
+        and all(frame and c in frame[0] for frame in frames)
+        and all(isinstance(row.get(c), str) for frame in frames for row in frame)
+    ]
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for frame in frames:
+        for row in frame:
+            joined = merged.setdefault(tuple(row[c] for c in shared), {})
+            for k, v in row.items():
+                if v is not None or k not in joined:
+                    joined[k] = v
+    return columns, [[row.get(c) for c in columns] for row in merged.values()]
+
+
 def resolve_link(url: str, columns: list[str], row: list[Any], cfgs: list[dict[str, Any]]) -> str:
     """A data link's URL for one table row: ``${__data.fields.X}`` is field X's display text."""
 
@@ -325,7 +363,9 @@ def resolve_link(url: str, columns: list[str], row: list[Any], cfgs: list[dict[s
 
 
 def render(board: dict[str, Any], server: Any, end: dt.datetime) -> Path:
-    start = end - dt.timedelta(days=2)
+    # the dashboard's own time range ("now-2d", "now-30d" ...)
+    days = re.fullmatch(r"now-(\d+)d", board["time"]["from"])
+    start = end - dt.timedelta(days=int(days.group(1)) if days else 2)
     VALUES.update(BOARD_VALUES.get(board["uid"], {}))
     height = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in board["panels"])
     fig = plt.figure(figsize=(18, height * ROW_INCHES + 0.5))
@@ -342,10 +382,15 @@ def render(board: dict[str, Any], server: Any, end: dt.datetime) -> Path:
         width = g["w"] / 24 - (0.05 + (0.09 if has_legend else 0.0))
         if p["type"] in ("state-timeline", "bargauge"):
             left, width = left + 0.06, width - 0.06
-        bottom = top * (1 - (g["y"] + g["h"]) / height) + 0.035
-        ax = fig.add_axes((left, bottom, width, top * g["h"] / height - 0.075))
+        # margins in inches (a fraction of a tall dashboard would eat a small panel)
+        inches = height * ROW_INCHES + 0.5
+        bottom = top * (1 - (g["y"] + g["h"]) / height) + 0.5 / inches
+        ax = fig.add_axes((left, bottom, width, top * g["h"] / height - 1.1 / inches))
+        # a panel's own relative time range (Grafana's "timeFrom"), else the dashboard's
+        own = re.fullmatch(r"(\d+)d", p.get("timeFrom", ""))
+        since = end - dt.timedelta(days=int(own.group(1))) if own else start
         results = [
-            (server.query(sample_run.expand(t["query"], VALUES, start, end)), t["alias"])
+            (server.query(sample_run.expand(t["query"], VALUES, since, end)), t["alias"])
             for t in p["targets"]
         ]
         draw(ax, p, results)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ from checks.hygiene import check_domain, check_ip
 from checks.hygiene.sanity import distrusted, resolver_lies
 from checks.resolver import Nameserver
 from checks.result import CheckResult
+from collectors.dnsbl.config import MirrorSpec
+from collectors.dnsbl.mirrored import CACHE as MIRRORS
+from collectors.dnsbl.mirrored import answer_targets
 from monitor.config import Config, parse_duration
 from monitor.inventory import Inventory
 
@@ -51,6 +55,8 @@ class CheckRequest:
     nameservers: Sequence[Nameserver] | None = None  # None = config
     #: addresses and domains the request may cover in all (None: only the CIDR limit)
     max_targets: int | None = None
+    #: ``(done, total)`` DNS questions, from the resolving thread (``repmon check``'s progress)
+    on_progress: Callable[[int, int], None] | None = None
 
 
 def check_target_text(text: str) -> None:
@@ -133,22 +139,37 @@ async def run_checks(config: Config, request: CheckRequest) -> list[CheckResult]
             if missing:
                 raise CheckRequestError(f"unknown zone(s): {', '.join(sorted(missing))}")
         key = config.dnsbl.dqs_key.get_secret_value() if config.dnsbl.dqs_key else None
-        resolver = BulkResolver(
-            nameservers,
-            timeout=config.resolver.timeout,
-            retries=config.resolver.retries,
-            concurrency=config.resolver.concurrency,
-        )
-        log.debug(
-            "checking %d targets against %d zones via %s",
-            len(targets),
-            len(zones),
-            ", ".join(f"{n.host}:{n.port}" for n in nameservers) or "the system resolver",
-        )
-        try:
-            results += await resolver_run(resolver, targets, zones, key)
-        finally:
-            resolver.close()
+        # a zone with a mirror is answered from its file, never over DNS
+        specs = config.dnsbl.mirror_specs(zones)
+        dns_zones = [z for z in zones if z.zone not in specs]
+        found: list[CheckResult] = []
+        if dns_zones:
+            resolver = BulkResolver(
+                nameservers,
+                timeout=config.resolver.timeout,
+                retries=config.resolver.retries,
+                concurrency=config.resolver.concurrency,
+            )
+            log.debug(
+                "checking %d targets against %d zones via %s",
+                len(targets),
+                len(dns_zones),
+                ", ".join(f"{n.host}:{n.port}" for n in nameservers) or "the system resolver",
+            )
+            try:
+                found += _via(
+                    await resolver_run(resolver, targets, dns_zones, key, request.on_progress),
+                    "dns",
+                    {},
+                )
+            finally:
+                resolver.close()
+        mirrored = [z for z in zones if z.zone in specs]
+        if mirrored:
+            found += await asyncio.to_thread(_mirror_run, targets, mirrored, specs, key)
+        place = {z.label: i for i, z in enumerate(zones)}
+        found.sort(key=lambda r: place.get(r.source, len(place)))  # zone order, as configured
+        results += found
         results += _unchecked_ipv6(targets, zones)
     if "hygiene" in request.only:
         results += await _hygiene(config, inventory, targets, request, nameservers)
@@ -176,9 +197,46 @@ def _unchecked_ipv6(targets: Sequence[Target], zones: Sequence[Zone]) -> list[Ch
 
 
 async def resolver_run(
-    resolver: BulkResolver, targets: Sequence[Target], zones: Sequence[Zone], key: str | None
+    resolver: BulkResolver,
+    targets: Sequence[Target],
+    zones: Sequence[Zone],
+    key: str | None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[CheckResult]:
-    return await asyncio.to_thread(check_targets, targets, zones, resolver, key)
+    return await asyncio.to_thread(
+        check_targets, targets, zones, resolver, key, on_progress=on_progress
+    )
+
+
+def _mirror_run(
+    targets: Sequence[Target],
+    zones: Sequence[Zone],
+    specs: Mapping[str, MirrorSpec],
+    key: str | None,
+) -> list[CheckResult]:
+    """``zones`` answered from their mirrors (loaded once per process, reloaded when the file
+    changes); each result says ``"via": "mirror"`` and the mirror's age in seconds."""
+    loaded = {z.zone: MIRRORS.get(specs[z.zone]) for z in zones}
+    ages = {z.label: loaded[z.zone].age for z in zones}
+    for z in zones:
+        if not loaded[z.zone].usable:
+            log.warning("zone %s: answers unknown: %s", z.label, loaded[z.zone].reason)
+    return _via(answer_targets(targets, zones, loaded, key), "mirror", ages)
+
+
+def _via(
+    results: Sequence[CheckResult], via: str, ages: Mapping[str, float | None]
+) -> list[CheckResult]:
+    """The results with how they were answered: ``via`` (``dns`` or ``mirror``) and, for a
+    mirror, ``mirror_age_seconds`` (null when the file is missing)."""
+    out = []
+    for r in results:
+        extra: dict[str, object] = {"via": via}
+        if via == "mirror":
+            age = ages.get(r.source)
+            extra["mirror_age_seconds"] = round(age) if age is not None else None
+        out.append(dataclasses.replace(r, fields={**r.fields, **extra}))
+    return out
 
 
 async def _hygiene(

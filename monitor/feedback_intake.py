@@ -19,12 +19,14 @@ from email.message import Message
 from collectors.feedback.config import FeedbackConfig
 from collectors.feedback.model import Report
 from collectors.feedback.pipeline import IngestOutcome, PreparedMessage, Preparer, SpooledItem
+from collectors.feedback.trust import Envelope, Verifier
 from collectors.targets import Targets
 from monitor.config import Config
 from monitor.store import Store
 from monitor.store.feedback import store_messages, stored_kinds
 
 __all__ = [
+    "Envelope",
     "IngestOutcome",
     "SpooledItem",
     "feedback_section",
@@ -38,6 +40,20 @@ def feedback_section(config: Config | FeedbackConfig) -> FeedbackConfig:
     return config.feedback if isinstance(config, Config) else config
 
 
+def _exported(config: Config | FeedbackConfig) -> bool:
+    """Whether a time-series exporter runs for this store (``[influxdb]`` set)."""
+    return not isinstance(config, Config) or config.influxdb is not None
+
+
+def verifier_for(config: Config | FeedbackConfig) -> Verifier:
+    """Authenticates SMTP-received reports against ``[feedback]`` sources, with the DNS of
+    ``[resolver]`` (the system resolver when only a ``[feedback]`` section is given)."""
+    fb = feedback_section(config)
+    if isinstance(config, Config):
+        return Verifier(fb.trusted_sources(), config.resolver.servers(), config.resolver.timeout)
+    return Verifier(fb.trusted_sources())
+
+
 def ingest_spooled(
     store: Store,
     config: Config | FeedbackConfig,
@@ -48,14 +64,17 @@ def ingest_spooled(
     spool_path: str,
     *,
     envelope_to: Sequence[str] = (),
+    smtp: Envelope | None = None,
 ) -> IngestOutcome:
     """Parse, attribute and store one message taken from the spool.
 
     Returns the outcome (``duplicate=True`` and nothing written when the hash is already
     stored). Raises ParseError, writing nothing, when the message is broken.
     ``envelope_to``: the SMTP RCPT TO addresses, searched for a VERP token first.
+    ``smtp``: the SMTP session it came in, which its trust is judged by (``None``: given by
+    the operator, trusted).
     """
-    item = SpooledItem(raw, message_hash, received_at, spool_path, envelope_to)
+    item = SpooledItem(raw, message_hash, received_at, spool_path, envelope_to, smtp)
     result = ingest_batch(store, config, inventory, [item])[0]
     if isinstance(result, Exception):
         raise result
@@ -78,11 +97,14 @@ def ingest_batch(
       nothing is written for it and the rest of the batch is stored all the same.
 
     Each message is parsed before the transaction opens, so a bad one never fails the
-    batch. A store error (:class:`~checks.errors.StoreUnavailable` and its kin) propagates
-    and nothing of the batch is committed. Every message's hash row commits together with
+    batch. A message with ``smtp`` (what the sink received) is authenticated there too
+    (``collectors.feedback.trust``) and stored with its trust facts in ``feedback_senders``;
+    one without is the operator's input and trusted. A store error
+    (:class:`~checks.errors.StoreUnavailable` and its kin) propagates and nothing of the
+    batch is committed. Every message's hash row commits together with
     its events: a retry of the same batch after a crash stores nothing twice.
     """
-    preparer = Preparer(inventory, feedback_section(config))
+    preparer = Preparer(inventory, feedback_section(config), verifier_for(config))
     results: list[IngestOutcome | Exception | None] = [None] * len(items)
     known = stored_kinds(store, [item.message_hash for item in items])
     todo: list[tuple[int, PreparedMessage]] = []
@@ -103,7 +125,7 @@ def ingest_batch(
             continue
         seen[item.message_hash] = prepared.kind
         todo.append((i, prepared))
-    claimed = store_messages(store, [p for _, p in todo])
+    claimed = store_messages(store, [p for _, p in todo], series=_exported(config))
     for i, p in todo:
         results[i] = (
             p.outcome if p.message_hash in claimed else IngestOutcome(p.kind, duplicate=True)
@@ -128,6 +150,6 @@ def ingest_report(
     prepared = preparer.report(
         report, message_hash, received_at, spool_path, message=message, envelope_to=envelope_to
     )
-    if not store_messages(store, [prepared]):
+    if not store_messages(store, [prepared], series=_exported(config)):
         return IngestOutcome(kind=report.kind, duplicate=True)
     return prepared.outcome

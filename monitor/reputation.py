@@ -40,6 +40,8 @@ class Reputation:
     soft: int = 0
     block: int = 0
     complaints: int = 0
+    #: complaints and bounces from reports that did not authenticate as a trusted source
+    unauthenticated: int = 0
     domains: Counter[str] = field(default_factory=Counter)
     complaint_level: str = ""
     bounce_level: str = ""
@@ -61,6 +63,7 @@ class Reputation:
             "volume_basis": sorted(self.volume_basis),
             "bounces": {"hard": self.hard, "soft": self.soft, "block": self.block},
             "complaints": self.complaints,
+            "unauthenticated_reports": self.unauthenticated,
             "complaint_rate": self.rate(self.complaints),
             "hard_bounce_rate": self.rate(self.hard),
             "complaint_level": self.complaint_level,
@@ -116,9 +119,10 @@ def _subject(out: dict[str, Reputation], by: str, ip: str, pool: str, customer: 
 
 
 def _count(r: Reputation, c: FeedbackCount, config: Config) -> None:
+    if c.kind == "complaint" and c.feedback_type in config.rules.complaints.ignore_feedback_types:
+        return
+    r.unauthenticated += c.untrusted
     if c.kind == "complaint":
-        if c.feedback_type in config.rules.complaints.ignore_feedback_types:
-            return
         r.complaints += c.count
     elif c.hard:
         r.hard += c.count

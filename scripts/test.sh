@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-DEBS="rbldnsd nsd influxdb victoria-metrics dnsperf swaks"
+DEBS="rbldnsd nsd influxdb victoria-metrics dnsperf swaks rsync"
 missing=""
 for p in $DEBS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,9 +5,15 @@ purpose: it shut down in June 2024. Invaluement is subscribers-only through
 rsynced zone files: point a ``[[dnsbl.zones]]`` entry at your own rbldnsd.
 Zones with ``enabled=False`` are in the catalogue but only asked when named in
 ``dnsbl.enable`` (or with ``repmon check --zone``).
+
+Some lists are published as downloads, not as DNS zones: Spamhaus DROP, DROPv6 and EDROP.
+They are *mirror-only* zones (:data:`MIRRORS`): off by default, answered from the downloaded
+file only (``collectors/mirror`` keeps it fresh), never asked over DNS.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from checks.dnsbl.zones import Code, Zone
 
@@ -250,4 +256,86 @@ CATALOGUE: tuple[Zone, ...] = (
         delist="https://www.spamrats.com/lookup.php?ip={target}",
         description="SpamRATS Auth: authentication attacks (answer codes unconfirmed)",
     ),
+    Zone(
+        "drop.spamhaus.org",
+        "ip",
+        codes={"127.0.0.9": _ZEN_CODES["127.0.0.9"]},
+        selftest=False,
+        delist=SPAMHAUS_LOOKUP,
+        severity="critical",
+        enabled=False,
+        description="Spamhaus DROP (Don't Route Or Peer), IPv4: mirror-only, from the "
+        "drop_v4.json download; the same netblocks answer 127.0.0.9 in zen/sbl",
+    ),
+    Zone(
+        "dropv6.spamhaus.org",
+        "ip",
+        ipv6=True,
+        codes={"127.0.0.9": _ZEN_CODES["127.0.0.9"]},
+        selftest=False,
+        delist=SPAMHAUS_LOOKUP,
+        severity="critical",
+        enabled=False,
+        description="Spamhaus DROPv6: mirror-only, from the drop_v6.json download",
+    ),
+    Zone(
+        "edrop.spamhaus.org",
+        "ip",
+        codes={"127.0.0.9": _ZEN_CODES["127.0.0.9"]},
+        selftest=False,
+        delist=SPAMHAUS_LOOKUP,
+        severity="critical",
+        enabled=False,
+        description="Spamhaus EDROP (sub-allocations): mirror-only, from edrop.txt; Spamhaus "
+        "folded EDROP into DROP in 2024, so the file may list nothing",
+    ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueMirror:
+    """Where a catalogue zone's data is published as a file, and how to read it.
+
+    ``code`` and ``txt`` shape the answers of a feed (``cidr-list``, ``drop-json``: see
+    ``docs/mirror-formats.md``); ``allow_empty`` accepts a file that lists nothing;
+    ``min_interval`` is the least time between two downloads the publisher asks for;
+    ``max_age`` the default ``mirror_max_age`` (seconds). A ``mirror_only`` zone is never
+    asked over DNS: without a usable file its answers are ``unknown``.
+    """
+
+    url: str
+    format: str
+    code: str | None = None
+    txt: str | None = None
+    allow_empty: bool = False
+    min_interval: float = 0.0
+    max_age: float = 7200.0
+    mirror_only: bool = True
+
+
+#: Spamhaus: "automated downloads must be at least one hour apart"; DROP changes slowly
+_HOUR, _DAY = 3600.0, 86400.0
+
+#: catalogue zones published as downloads (zone -> where and how); all are mirror-only
+MIRRORS: dict[str, CatalogueMirror] = {
+    "drop.spamhaus.org": CatalogueMirror(
+        "https://www.spamhaus.org/drop/drop_v4.json",
+        "drop-json",
+        min_interval=_HOUR,
+        max_age=_DAY,
+    ),
+    "dropv6.spamhaus.org": CatalogueMirror(
+        "https://www.spamhaus.org/drop/drop_v6.json",
+        "drop-json",
+        min_interval=_HOUR,
+        max_age=_DAY,
+    ),
+    "edrop.spamhaus.org": CatalogueMirror(
+        "https://www.spamhaus.org/drop/edrop.txt",
+        "cidr-list",
+        code="127.0.0.9",
+        allow_empty=True,
+        min_interval=_HOUR,
+        max_age=_DAY,
+    ),
+}

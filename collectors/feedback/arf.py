@@ -30,9 +30,16 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import HeaderParser
 
-from collectors.feedback.mime import header_block, remembered
+from checks.errors import ParseError
+from collectors.feedback.limits import (
+    MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
+    bare_address,
+    bounded_date,
+)
+from collectors.feedback.mime import header_block, read_structure, remembered
 from collectors.feedback.model import Complaint
 
 __all__ = [
@@ -149,14 +156,14 @@ def _field_block(text: str) -> Message | None:
 def parts_of(msg: Message) -> Iterator[Message]:
     """The leaf parts of a multipart message, in order, not descending into
     attached messages (``message/*`` parts are yielded whole)."""
-    payload = msg.get_payload()
-    if not msg.is_multipart() or msg.get_content_maintype() == "message":
-        yield msg
-        return
-    if isinstance(payload, list):
-        for sub in payload:
-            if isinstance(sub, Message):
-                yield from parts_of(sub)
+    stack = [msg]  # no recursion: the depth of a hostile message is not ours to choose
+    while stack:
+        part = stack.pop()
+        payload = part.get_payload()
+        if not part.is_multipart() or part.get_content_maintype() == "message":
+            yield part
+        elif isinstance(payload, list):
+            stack.extend(sub for sub in reversed(payload) if isinstance(sub, Message))
 
 
 def _from_fields(fields: Message) -> Complaint:
@@ -205,7 +212,10 @@ def _as_message(part: Message) -> Message | None:
     if cte in ("base64", "quoted-printable"):
         raw = part.get_payload(decode=True)
         if isinstance(raw, bytes):
-            return BytesParser().parsebytes(raw)
+            try:
+                return read_structure(raw, MAX_MIME_PARTS, MAX_MIME_DEPTH)
+            except (ParseError, RecursionError):  # more parts than a message may have
+                return None
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         return payload[0]
     if isinstance(payload, str):
@@ -227,7 +237,7 @@ def _text(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return raw.decode(charset, errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):  # an unknown name, "idna", a NUL in the name
         return raw.decode("utf-8", errors="replace")
 
 
@@ -316,7 +326,8 @@ def valid_ip(value: str) -> str:
 
 
 def parse_date(value: str) -> dt.datetime | None:
-    """An aware datetime from an RFC 5322 date (UTC when it names no zone); None if unreadable."""
+    """An aware datetime from an RFC 5322 date (UTC when it names no zone); None if
+    unreadable or outside the years 1970-9999 (a huge year or hour is not an error)."""
     if not value:
         return None
     try:
@@ -325,7 +336,7 @@ def parse_date(value: str) -> dt.datetime | None:
         return None
     if parsed is None:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+    return bounded_date(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC))
 
 
 def _header(msg: Message, name: str) -> str:
@@ -349,5 +360,4 @@ def _address(value: str) -> str:
     value = value.strip()
     if not value or value == "<>":
         return ""
-    _, addr = email.utils.parseaddr(value)
-    return addr or value.strip("<>").strip()
+    return bare_address(value) or value.strip("<>").strip()

@@ -31,11 +31,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import getaddresses
 
 from checks.errors import ConfigError
 from collectors.feedback.config import FeedbackConfig
+from collectors.feedback.limits import bare_addresses
 from collectors.feedback.model import Bounce, Complaint
+from collectors.feedback.verp import compile_verp, verp_candidates
 from collectors.targets import Targets
 
 #: headers of a report message that may carry the address it was sent to (VERP)
@@ -140,7 +141,7 @@ class SendingIpRules:
         """Rule 3: the first address the VERP pattern decodes to a valid IP."""
         if self.verp is None:
             return None
-        for address in _bare_addresses(addresses):
+        for address in verp_candidates(_bare_addresses(addresses)):
             match = self.verp.search(address)
             if match is None:
                 continue
@@ -191,20 +192,18 @@ class SendingIpRules:
 def _bare_addresses(values: Iterable[str]) -> Iterator[str]:
     """Addresses without display names or angle brackets (``"A" <a@b>`` → ``a@b``)."""
     for value in values:
-        found = [addr for _, addr in getaddresses([value]) if addr]
+        found = [addr for addr in bare_addresses([value]) if addr]
         yield from found or [value.strip()]
 
 
 def _compile_verp(pattern: str) -> re.Pattern[str] | None:
+    """The VERP pattern, checked as at config load (a section built in code skips that)."""
     if not pattern:
         return None
     try:
-        compiled = re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ConfigError(f"feedback.verp_pattern: not a valid regular expression: {exc}") from None
-    if not {"ip", "ipx"} & set(compiled.groupindex):
-        raise ConfigError("feedback.verp_pattern: needs a named group (?P<ip>…) or (?P<ipx>…)")
-    return compiled
+        return compile_verp(pattern)
+    except ValueError as exc:
+        raise ConfigError(f"feedback.verp_pattern: {exc}") from None
 
 
 def _verp_ip(match: re.Match[str]) -> str:

@@ -13,8 +13,11 @@ subjects) are not bounces even when they quote a failure-like phrase.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
@@ -27,6 +30,15 @@ from collectors.feedback.dsn import (
     normalise_status,
     part_text,
     repair_multipart,
+)
+from collectors.feedback.limits import (
+    MAX_BOUNCE_RECIPIENTS,
+    MAX_DIAGNOSTIC_CHARS,
+    MAX_FLUFL_CHARS,
+    MAX_FLUFL_LINE_COST,
+    MAX_FLUFL_LINES,
+    MAX_REPORT_TEXT_CHARS,
+    MAX_SUBJECT_CHARS,
 )
 from collectors.feedback.model import Bounce, BouncedRecipient
 
@@ -150,24 +162,38 @@ def body_text(msg: Message) -> str:
         elif ctype == "text/plain" or part.get_content_maintype() == "" or ctype == "text/text":
             texts.append(part_text(part))
         elif ctype == "text/html":
-            html.append(re.sub(r"<[^>]{0,2000}>", " ", part_text(part)))
+            # "<" excluded inside a tag: a run of "<" must not cost 2000 steps each
+            html.append(re.sub(r"<[^<>]{0,2000}>", " ", part_text(part)))
 
     visit(msg)
     return "\n".join(texts or html)
 
 
 def report_section(text: str) -> tuple[str, str]:
-    """Split body text into (report, returned message) at the first marker or header block."""
+    """Split body text into (report, returned message) at the first marker or header block.
+
+    The report is cut to :data:`~collectors.feedback.limits.MAX_REPORT_TEXT_CHARS`: what an
+    MTA writes for humans is a few kilobytes, and every reading of it is at least linear.
+    """
     cut = len(text)
     m = _ORIGINAL_MARKER.search(text)
     if m:
         cut = m.start()
     # A header block starting after a blank line also ends the report (qmail, old Exchange).
-    for h in _HEADER_START.finditer(text):
-        if h.start() < cut and h.start() > 0 and text[: h.start()].rstrip(" \t").endswith("\n\n"):
+    for h in _HEADER_START.finditer(text, 0, min(len(text), cut + 64)):
+        if 0 < h.start() < cut and _after_blank_line(text, h.start()):
             cut = h.start()
             break
-    return text[:cut], text[cut:]
+    return text[: min(cut, MAX_REPORT_TEXT_CHARS)], text[cut:]
+
+
+def _after_blank_line(text: str, at: int) -> bool:
+    """Whether ``text[:at]``, trailing blanks and tabs removed, ends with an empty line
+    (without copying ``text[:at]``: a body of many header-like lines made that quadratic)."""
+    end = at
+    while end > 0 and text[end - 1] in " \t":
+        end -= 1
+    return end >= 2 and text[end - 2 : end] == "\n\n"
 
 
 def is_auto_reply(msg: Message) -> bool:
@@ -195,8 +221,8 @@ def subject_of(msg: Message) -> str:
     if raw is None:
         return ""
     try:
-        text = str(make_header(decode_header(str(raw))))
-    except (ValueError, LookupError, UnicodeError):
+        text = str(make_header(decode_header(str(raw)[:MAX_SUBJECT_CHARS])))
+    except (ValueError, LookupError, MessageError):  # broken encoded words, charset names
         text = str(raw)
     return " ".join(text.split())
 
@@ -223,7 +249,7 @@ def _own_addresses(msg: Message) -> set[str]:
 def candidate_recipients(msg: Message, report: str) -> list[str]:
     """Addresses the report text names as failed, in order; the bounce's own are left out."""
     own = _own_addresses(msg)
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # in order; a dict, not a list: thousands of addresses
     for line in report.splitlines():
         if _NOISE_LINE.search(line):
             continue
@@ -236,8 +262,8 @@ def candidate_recipients(msg: Message, report: str) -> list[str]:
                 continue
             if "." not in address.rpartition("@")[2] and not line.strip().startswith(("<", raw)):
                 continue
-            seen.append(address)
-    return seen
+            seen[address] = None
+    return list(seen)
 
 
 def _addresses_in(headers: Message, names: tuple[str, ...]) -> set[str]:
@@ -264,23 +290,27 @@ def _narrow(candidates: list[str], original: Message | None) -> list[str]:
     return [c for c in candidates if c not in senders] or candidates
 
 
-def _paragraphs(report: str) -> list[str]:
-    return [p for p in re.split(r"\n[ \t]*\n", report) if p.strip()]
+@functools.lru_cache(maxsize=4)
+def _paragraphs(report: str) -> tuple[tuple[str, str], ...]:
+    """The paragraphs of a report with their lower-case form, worked out once per report
+    (:func:`diagnostic_for` asks once per recipient)."""
+    return tuple((p, p.lower()) for p in re.split(r"\n[ \t]*\n", report) if p.strip())
 
 
 def diagnostic_for(report: str, address: str) -> str:
-    """The paragraph naming ``address`` (and the next one when it holds only the address)."""
+    """The paragraph naming ``address`` (and the next one when it holds only the address),
+    white space collapsed, at most :data:`~collectors.feedback.limits.MAX_DIAGNOSTIC_CHARS`."""
     paragraphs = _paragraphs(report)
     needle = address.lower()
-    for i, paragraph in enumerate(paragraphs):
-        if needle not in paragraph.lower():
+    for i, (paragraph, lower) in enumerate(paragraphs):
+        if needle not in lower:
             continue
         text = paragraph
         if len(paragraph.strip().splitlines()) == 1 and i + 1 < len(paragraphs):
-            following = paragraphs[i + 1]
-            if not ADDRESS.search(following) or needle in following.lower():
+            following, following_lower = paragraphs[i + 1]
+            if not ADDRESS.search(following) or needle in following_lower:
                 text += "\n" + following
-        return " ".join(text.split())[:1000]
+        return " ".join(text.split())[:MAX_DIAGNOSTIC_CHARS]
     return ""
 
 
@@ -296,7 +326,21 @@ def _format(text: str) -> str:
     return "text"
 
 
+class _NoDetectorTracebacks(logging.Filter):
+    """flufl.bounce logs the traceback of every detector that trips on odd input, then
+    raises; :func:`_flufl` takes that as "no opinion", so the traceback is only noise (one
+    a sender could fill the log with)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.exc_info
+
+
+logging.getLogger("flufl.bounce").addFilter(_NoDetectorTracebacks())
+
+
 def _flufl(msg: Message) -> tuple[set[str], set[str]]:
+    if _too_large_for_flufl(msg):
+        return set(), set()  # its detectors read every line ~100 times over: too slow
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # its heuristics may trip on odd input; our own reading still applies
@@ -314,6 +358,29 @@ def _flufl(msg: Message) -> tuple[set[str], set[str]]:
         return out
 
     return norm(temporary), norm(permanent)
+
+
+def _too_large_for_flufl(msg: Message) -> bool:
+    """Whether the undecoded bodies of ``msg``'s parts hold more than
+    :data:`~collectors.feedback.limits.MAX_FLUFL_LINES` lines,
+    :data:`~collectors.feedback.limits.MAX_FLUFL_CHARS` characters, or lines whose squared
+    lengths add up to more than :data:`~collectors.feedback.limits.MAX_FLUFL_LINE_COST`."""
+    lines = chars = cost = 0
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(p for p in payload if isinstance(p, Message))
+        elif isinstance(payload, str):
+            lines += payload.count("\n")
+            chars += len(payload)
+            if lines > MAX_FLUFL_LINES or chars > MAX_FLUFL_CHARS:
+                return True
+            cost += sum(len(line) ** 2 for line in payload.split("\n"))
+            if cost > MAX_FLUFL_LINE_COST:
+                return True
+    return False
 
 
 def _original_headers(msg: Message, returned: str) -> Message | None:
@@ -334,13 +401,13 @@ def _ses_document(text: str) -> dict[str, Any] | None:
     try:
         # raw_decode: the JSON is followed by SNS's plain-text footer.
         doc, _ = json.JSONDecoder(strict=False).raw_decode(text[start:])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the stack
         return None
     # Through SNS the notification is a JSON string inside the envelope's "Message".
     if isinstance(doc, dict) and isinstance(doc.get("Message"), str):
         try:
             doc = json.loads(doc["Message"], strict=False)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return doc if isinstance(doc, dict) else None
 
@@ -356,17 +423,18 @@ def amazon_ses_bounce(text: str) -> Bounce | None:
     found = doc.get("bounce")
     detail: dict[str, Any] = found if isinstance(found, dict) else {}
     recipients = []
-    for row in detail.get("bouncedRecipients") or []:
+    rows = detail.get("bouncedRecipients")
+    for row in rows[:MAX_BOUNCE_RECIPIENTS] if isinstance(rows, list) else []:
         if not isinstance(row, dict) or "@" not in str(row.get("emailAddress", "")):
             continue
-        diagnostic = str(row.get("diagnosticCode", ""))
+        diagnostic = str(row.get("diagnosticCode", ""))[: MAX_DIAGNOSTIC_CHARS * 4]
         diagnostic = re.sub(r"^\s*smtp\s*;\s*", "", diagnostic, flags=re.I)
         recipients.append(
             BouncedRecipient(
                 address=str(row["emailAddress"]).strip().strip("<>").lower(),
                 action=str(row.get("action") or "failed").lower(),
                 status=normalise_status(str(row.get("status", ""))),
-                diagnostic=" ".join(diagnostic.split()),
+                diagnostic=" ".join(diagnostic.split())[:MAX_DIAGNOSTIC_CHARS],
                 reply_code=_reply_code(diagnostic),
                 remote_mta=str(detail.get("remoteMtaIp", "")),
             )
@@ -403,13 +471,18 @@ def parse_text_bounce(msg: Message) -> Bounce | None:
     addresses = sorted(temporary | permanent) if temporary or permanent else own
     if not addresses:
         return None
+    addresses = addresses[:MAX_BOUNCE_RECIPIENTS]
     whole_status = normalise_status(report)
+    whole_reply: str | None = None  # the report's first reply code, looked for once
     delayed_text = bool(_DELAY.search(report)) and not _GIVEN_UP.search(report)
     recipients = []
     for address in addresses:
         diagnostic = diagnostic_for(report, address)
         status = normalise_status(diagnostic) or whole_status
-        reply = _reply_code(diagnostic) or _reply_code(report)
+        reply = _reply_code(diagnostic)
+        if not reply:
+            whole_reply = _reply_code(report) if whole_reply is None else whole_reply
+            reply = whole_reply
         temporary_only = address in temporary and address not in permanent
         action = "delayed" if temporary_only or delayed_text else "failed"
         recipients.append(

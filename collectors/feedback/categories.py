@@ -13,6 +13,7 @@ so it does not count towards the hard-bounce rate (docs/bounce-categories.md).
 
 from __future__ import annotations
 
+import functools
 import re
 
 CATEGORIES = (
@@ -279,6 +280,7 @@ def _permanent(status: str, reply_code: str, action: str) -> bool:
     return action == "failed"
 
 
+@functools.lru_cache(maxsize=1024)  # a bounce of many recipients often repeats one diagnostic
 def classify(
     status: str, diagnostic: str, reply_code: str = "", action: str = "failed"
 ) -> tuple[str, bool, str]:

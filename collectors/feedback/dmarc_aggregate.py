@@ -9,17 +9,19 @@ A report arrives as XML, usually gzip- or zip-compressed, attached to an email
 
 Hostile input is refused within fixed limits: decompressed data is capped at
 :data:`MAX_REPORT_BYTES` (read incrementally, never inflated in one go), a zip
-may hold at most :data:`MAX_ZIP_MEMBERS` files, and the XML is parsed with
-defusedxml with DTDs and entities forbidden. Every refusal is a
-:class:`ParseError` whose text says why.
+may hold at most :data:`MAX_ZIP_MEMBERS` files, the parts of one message share one
+:class:`~collectors.feedback.limits.ExtractionBudget` (bytes, parts, CPU time; each
+part is inflated once), counts must fit :func:`~collectors.feedback.limits.count`,
+and the XML is parsed with defusedxml with DTDs and entities forbidden. Every
+refusal is a :class:`ParseError` whose text says why.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import ipaddress
 import re
+import struct
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
@@ -30,6 +32,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from checks.errors import ParseError
+from collectors.feedback.limits import ExtractionBudget, count, epoch_date
 from collectors.feedback.model import DmarcAggregate, DmarcAuthResult, DmarcRecord
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "report_parts",
     "sniff",
     "unpack",
+    "unpack_part",
 ]
 
 #: the most decompressed bytes a report may have (DMARC and TLS reports alike)
@@ -62,14 +66,18 @@ _REPORT_TYPES = {
 _REPORT_NAME = re.compile(r"\.(xml|gz|gzip|zip)$", re.IGNORECASE)
 
 
-def extract_aggregate(msg: Message) -> bytes | None:
+def extract_aggregate(msg: Message, budget: ExtractionBudget | None = None) -> bytes | None:
     """The decompressed XML of the aggregate report a message carries.
 
     Looks at every MIME part (the message itself may be the attachment) for a
     gzip / zip / XML report, whatever the transfer encoding. Returns None when
     no part looks like a DMARC report; raises :class:`ParseError` when a part
-    looks like one but cannot be unpacked (corrupt archive, over the size cap).
+    looks like one but cannot be unpacked (corrupt archive, over the size cap)
+    or the message's ``budget`` is spent (one is made when none is given; give
+    the same one to :func:`~collectors.feedback.tlsrpt.extract_tls_report` so
+    that no part is inflated twice).
     """
+    budget = budget or ExtractionBudget()
     for part in report_parts(msg):
         ctype = part.get_content_type()
         name = part.get_filename() or part.get_param("name") or ""
@@ -88,7 +96,7 @@ def extract_aggregate(msg: Message) -> bytes | None:
                 candidate = True
             else:
                 continue
-        data = unpack(payload)
+        data = unpack_part(part, payload, budget)
         if sniff(payload) == "raw" and not _looks_like_report(data[:4096]):
             continue
         if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
@@ -98,27 +106,30 @@ def extract_aggregate(msg: Message) -> bytes | None:
 
 
 def report_parts(msg: Message) -> Iterator[Message]:
-    """Leaf parts, not descending into attached messages: a report inside a bounced
-    or forwarded message is that message's business, not this one's."""
-    if msg.get_content_maintype() == "message":
-        return
-    if not msg.is_multipart():
-        yield msg
-        return
-    payload = msg.get_payload()
-    if isinstance(payload, list):
-        for sub in payload:
-            if isinstance(sub, Message):
-                yield from report_parts(sub)
+    """Leaf parts, in order, not descending into attached messages: a report inside a
+    bounced or forwarded message is that message's business, not this one's."""
+    stack = [msg]  # no recursion: the depth of a hostile message is not ours to choose
+    while stack:
+        part = stack.pop()
+        if part.get_content_maintype() == "message":
+            continue
+        if not part.is_multipart():
+            yield part
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(sub for sub in reversed(payload) if isinstance(sub, Message))
 
 
-def parse_aggregate_bytes(data: bytes, filename: str = "") -> DmarcAggregate:
+def parse_aggregate_bytes(
+    data: bytes, filename: str = "", budget: ExtractionBudget | None = None
+) -> DmarcAggregate:
     """A report from a raw file: XML, gzip or zip, told apart by magic bytes.
 
     ``filename`` only names the file in error messages. Raises :class:`ParseError`.
     """
     try:
-        return parse_aggregate_xml(unpack(data))
+        return parse_aggregate_xml(unpack(data, budget))
     except ParseError as exc:
         if filename:
             raise ParseError(f"{filename}: {exc}") from exc
@@ -142,23 +153,32 @@ def sniff(data: bytes) -> str:
     return "raw"
 
 
-def unpack(data: bytes) -> bytes:
+def unpack(data: bytes, budget: ExtractionBudget | None = None) -> bytes:
     """The decompressed content of a gzip or zip file, or ``data`` itself.
 
     Raises :class:`ParseError` when the archive is corrupt, is encrypted, has
-    too many members, or would decompress past :data:`MAX_REPORT_BYTES`.
+    too many members, would decompress past :data:`MAX_REPORT_BYTES`, or
+    spends the ``budget`` (a fresh :class:`ExtractionBudget` when none is given).
     """
     kind = sniff(data)
     if kind == "gzip":
-        return _gunzip(data)
+        return _gunzip(data, budget or ExtractionBudget())
     if kind == "zip":
-        return _unzip(data)
+        return _unzip(data, budget or ExtractionBudget())
     if len(data) > MAX_REPORT_BYTES:
         raise ParseError(f"report too large: {len(data)} bytes, limit {MAX_REPORT_BYTES}")
     return data
 
 
-def _gunzip(data: bytes) -> bytes:
+def unpack_part(part: Message, payload: bytes, budget: ExtractionBudget) -> bytes:
+    """:func:`unpack` of a MIME part's decoded ``payload``; an archive is inflated once per
+    part and budget, a second call gets the same bytes (or ParseError)."""
+    if sniff(payload) == "raw":
+        return unpack(payload)  # nothing to inflate: only the size is checked
+    return budget.unpacked(part, lambda: unpack(payload, budget))
+
+
+def _gunzip(data: bytes, budget: ExtractionBudget) -> bytes:
     out = bytearray()
     rest = data
     while rest:
@@ -170,6 +190,7 @@ def _gunzip(data: bytes) -> bytes:
                 # one chunk past the cap instead of being inflated in memory
                 piece = inflater.decompress(chunk, _CHUNK)
                 out += piece
+                budget.charge(len(piece))
                 if len(out) > MAX_REPORT_BYTES:
                     raise ParseError(
                         f"gzip report decompresses past the {MAX_REPORT_BYTES}-byte limit"
@@ -192,7 +213,7 @@ def _gunzip(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _unzip(data: bytes) -> bytes:
+def _unzip(data: bytes, budget: ExtractionBudget) -> bytes:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = [m for m in archive.infolist() if not m.is_dir()]
@@ -212,6 +233,7 @@ def _unzip(data: bytes) -> bytes:
                 # the declared size can lie: count what really comes out
                 while chunk := stream.read(_CHUNK):
                     out += chunk
+                    budget.charge(len(chunk))
                     if len(out) > MAX_REPORT_BYTES:
                         raise ParseError(
                             f"zip member {member.filename!r} decompresses past the "
@@ -220,8 +242,16 @@ def _unzip(data: bytes) -> bytes:
             return bytes(out)
     except ParseError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise ParseError(f"corrupt zip archive: {exc}") from exc
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,  # "negative seek value": offsets in the central directory that lie
+        OverflowError,
+        struct.error,
+    ) as exc:
+        raise ParseError(f"corrupt zip archive: {exc.__class__.__name__}: {exc}") from exc
     except (NotImplementedError, RuntimeError) as exc:  # unknown method, encrypted member
         raise ParseError(f"unreadable zip archive: {exc}") from exc
 
@@ -235,8 +265,10 @@ def parse_aggregate_xml(xml: bytes) -> DmarcAggregate:
     Raises :class:`ParseError` for: input that is not XML, a DTD or entity
     declaration (refused, never expanded), a root that is not ``<feedback>``,
     a missing ``report_id``, a record without ``source_ip`` or ``count``, a
-    count that is not a non-negative integer, a source_ip that is not an IP
-    address, or input over :data:`MAX_REPORT_BYTES`.
+    count that is not an integer from 0 to
+    :data:`~collectors.feedback.limits.MAX_COUNT`, a source_ip that is not an
+    IP address, or input over :data:`MAX_REPORT_BYTES`. Dates outside the
+    years 1970-9999 are read as unreadable (None).
     """
     if len(xml) > MAX_REPORT_BYTES:
         raise ParseError(f"report too large: over {MAX_REPORT_BYTES} bytes")
@@ -269,8 +301,8 @@ def parse_aggregate_xml(xml: bytes) -> DmarcAggregate:
     return DmarcAggregate(
         org_name=_text(meta, "org_name"),
         report_id=report_id,
-        begin=_epoch(_text(date_range, "begin")),
-        end=_epoch(_text(date_range, "end")),
+        begin=epoch_date(_text(date_range, "begin")),
+        end=epoch_date(_text(date_range, "end")),
         policy_domain=policy_domain,
         policy=policy,
         records=records,
@@ -282,7 +314,11 @@ def parse_aggregate_xml(xml: bytes) -> DmarcAggregate:
 def _parse_xml(xml: bytes) -> ET.Element:
     try:
         return _defused_fromstring(xml)
-    except ET.ParseError as exc:
+    except ParseError:  # a DTD or entities: refused, never repaired
+        raise
+    except (ET.ParseError, LookupError, ValueError) as exc:
+        # LookupError: the declared encoding is unknown; ValueError: expat reads no
+        # multi-byte encoding (Shift_JIS …). The repaired copy is UTF-8.
         first_error = exc
     # Real reporters sometimes send a stray byte that is not UTF-8 or an
     # unescaped "<" inside a value; the counts are still good. Retry once on a
@@ -292,8 +328,9 @@ def _parse_xml(xml: bytes) -> ET.Element:
     if repaired is not None:
         try:
             return _defused_fromstring(repaired)
-        except ET.ParseError:
-            pass
+        except (ET.ParseError, LookupError, ValueError) as exc:
+            if isinstance(exc, ParseError):
+                raise
     raise ParseError(f"not well-formed XML: {first_error}")
 
 
@@ -309,6 +346,7 @@ def _defused_fromstring(xml: bytes) -> ET.Element:
 
 
 _DECLARED_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])[^\"']*\2", re.I)
+_DECLARED_ENCODING_TEXT = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])[^\"']*\2", re.I)
 #: a "<" that opens no tag, end tag, comment, CDATA or processing instruction
 _STRAY_LT = re.compile(r"<(?![A-Za-z_][\w.\-:]*(?:\s[^<>]*)?/?>|/[A-Za-z_][\w.\-:]*\s*>|\?|!)")
 
@@ -323,8 +361,10 @@ def _repair(xml: bytes) -> bytes | None:
         encoding = declared.group(0).rsplit(declared.group(2), 2)[-2].decode("ascii", "replace")
     try:
         text = xml.decode(encoding, errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, not a text encoding, or "idna"
         text = xml.decode("utf-8", errors="replace")
+    if declared:  # the copy is UTF-8, whatever the original declared
+        text = _DECLARED_ENCODING_TEXT.sub(r'\1"utf-8"', text, count=1)
     # some reporters wrap <feedback> in an unclosed element (an xs:schema opener)
     start = _FEEDBACK_START.search(text)
     end = text.rfind("feedback>")
@@ -349,12 +389,7 @@ def _record(el: ET.Element, n: int) -> DmarcRecord:
     count_text = _text(row, "count")
     if not count_text:
         raise ParseError(f"record {n} has no <count>")
-    try:
-        count = int(count_text)
-    except ValueError as exc:
-        raise ParseError(f"record {n}: count {count_text!r} is not an integer") from exc
-    if count < 0:
-        raise ParseError(f"record {n}: negative count {count}")
+    messages = count(count_text, f"record {n}: count")
 
     evaluated = _child(row, "policy_evaluated")
     reasons = []
@@ -366,7 +401,7 @@ def _record(el: ET.Element, n: int) -> DmarcRecord:
     ids = _child(el, "identifiers")
     return DmarcRecord(
         source_ip=ip,
-        count=count,
+        count=messages,
         disposition=_text(evaluated, "disposition").lower(),
         dkim=_text(evaluated, "dkim").lower(),
         spf=_text(evaluated, "spf").lower(),
@@ -396,17 +431,6 @@ def _auth_results(el: ET.Element | None) -> list[DmarcAuthResult]:
             )
         )
     return results
-
-
-def _epoch(text: str) -> dt.datetime | None:
-    """An aware UTC datetime from epoch seconds; None when absent or unreadable."""
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def _local(tag: object) -> str:

@@ -121,7 +121,7 @@ def _first_text(msg: Message) -> str:
             if isinstance(raw, bytes):
                 try:
                     return raw.decode(part.get_content_charset() or "utf-8", errors="replace")
-                except LookupError:  # an unknown charset name
+                except (LookupError, ValueError):  # an unknown or unusable charset name
                     return raw.decode("utf-8", errors="replace")
     return ""
 

@@ -16,7 +16,15 @@ import re
 from email.message import Message
 from email.parser import HeaderParser
 
-from collectors.feedback.mime import header_block
+from checks.errors import ParseError
+from collectors.feedback.limits import (
+    MAX_BOUNCE_RECIPIENTS,
+    MAX_DIAGNOSTIC_CHARS,
+    MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
+    bounded_date,
+)
+from collectors.feedback.mime import header_block, read_text_structure
 from collectors.feedback.model import Bounce, BouncedRecipient
 
 # Lookarounds keep "10.5.1.1" (an IP address) from reading as status 5.1.1.
@@ -40,7 +48,7 @@ def part_text(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:  # an unknown charset name
+    except (LookupError, ValueError):  # an unknown or unusable charset name ("idna", NUL)
         return payload.decode("latin-1")
 
 
@@ -123,9 +131,14 @@ def repair_multipart(msg: Message, lost_header: bool = False) -> Message:
         return msg
     if not m:
         return msg
-    repaired = email.message_from_string(
-        f'Content-Type: {ctype}; boundary="{m.group(1)}"\n\n{body}'
-    )
+    try:
+        repaired = read_text_structure(
+            f'Content-Type: {ctype}; boundary="{m.group(1)}"\n\n{body}',
+            MAX_MIME_PARTS,
+            MAX_MIME_DEPTH,
+        )
+    except (ParseError, RecursionError):  # too many parts: the message as it came
+        return msg
     if not repaired.is_multipart():
         return msg
     for name, value in msg.items():
@@ -179,11 +192,12 @@ def find_original(msg: Message) -> Message | None:
 
 
 def _date(value: str | None) -> dt.datetime | None:
+    """The Arrival-Date; None when unreadable or outside the years 1970-9999."""
     if not value:
         return None
     try:
-        return email.utils.parsedate_to_datetime(" ".join(value.split()))
-    except (TypeError, ValueError, IndexError):
+        return bounded_date(email.utils.parsedate_to_datetime(" ".join(str(value).split())))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -199,7 +213,7 @@ def _recipient(block: Message) -> BouncedRecipient | None:
     address = (qualified or valid or [""])[0]
     if not address:
         return None
-    diagnostic = strip_type(str(block.get("Diagnostic-Code", "")))
+    diagnostic = strip_type(str(block.get("Diagnostic-Code", "")))[:MAX_DIAGNOSTIC_CHARS]
     action = str(block.get("Action", "")).strip().lower().split(" ")[0]
     status = normalise_status(str(block.get("Status", "")))
     diag_status = normalise_status(diagnostic)
@@ -237,6 +251,7 @@ def parse_dsn(msg: Message) -> Bounce | None:
         return None
     blocks = _status_blocks(part)
     recipients: list[BouncedRecipient] = []
+    seen: set[str] = set()
     reporting_mta = ""
     arrival: dt.datetime | None = None
     for block in blocks:
@@ -244,8 +259,11 @@ def parse_dsn(msg: Message) -> Bounce | None:
             reporting_mta = reporting_mta or strip_type(str(block.get("Reporting-MTA", "")))
             arrival = arrival or _date(block.get("Arrival-Date"))
             continue
+        if len(recipients) >= MAX_BOUNCE_RECIPIENTS:
+            break  # the first ones are kept: each costs a classification and an event
         recipient = _recipient(block)
-        if recipient is not None and all(r.address != recipient.address for r in recipients):
+        if recipient is not None and recipient.address not in seen:
+            seen.add(recipient.address)
             recipients.append(recipient)
     if not recipients:
         return None

@@ -16,6 +16,14 @@ message says:
   parser a matcher with the same answers built from one precompiled pattern.
 
 Both change how fast, never what: the same parse tree, the same headers, the same defects.
+
+Bounds hold hostile input (docs/reports.md, "Limits against hostile input"):
+:func:`read_structure` stops with a :class:`ParseError` at the first MIME part past
+``max_parts`` or nested deeper than ``max_depth`` (the parser checks every line against the
+boundary of every open level: nesting costs time per line), and a part reads the parameters
+of a ``Content-Type`` or ``Content-Disposition`` header from its first
+:data:`~collectors.feedback.limits.MAX_PARAM_HEADER_CHARS` characters only (the standard
+parser spends seconds on a header of a few hundred thousand ``;a=b``).
 """
 
 from __future__ import annotations
@@ -23,13 +31,18 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from email import feedparser
-from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email import feedparser, utils
+from email.message import Message, _parseparam  # type: ignore[attr-defined]
+from email.parser import HeaderParser, Parser
 from email.policy import compat32
 from typing import Any, TypeVar
 
-__all__ = ["MimePart", "header_block", "read_structure", "remembered"]
+from checks.errors import ParseError
+from collectors.feedback.limits import MAX_PARAM_HEADER_CHARS
+
+__all__ = ["MimePart", "header_block", "read_structure", "read_text_structure", "remembered"]
+
+_MISSING = object()
 
 T = TypeVar("T")
 
@@ -66,6 +79,46 @@ class MimePart(Message):
             return super().get(name, failobj)
         value = self._remembered[key] = super().get(name, failobj)
         return value
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        """As ``Message``'s (what ``get_param``, ``get_params``, ``get_boundary``,
+        ``get_filename`` read), worked out once per header and from its first
+        :data:`~collectors.feedback.limits.MAX_PARAM_HEADER_CHARS` characters."""
+        value = self.get(header, _MISSING)
+        if value is _MISSING:
+            return failobj
+        key = (":params:" + header.lower(), None)
+        try:
+            params = self._remembered[key]
+        except KeyError:
+            params = self._remembered[key] = _params(str(value)[:MAX_PARAM_HEADER_CHARS])
+        return list(params)  # callers may change the list they get
+
+    def get_payload(self, i: Any = None, decode: bool = False) -> Any:
+        """As ``Message``'s, except that undecoded text in a charset Python cannot use
+        (a name with a NUL, ``idna``) comes back as ASCII with replacement characters
+        instead of raising ValueError (the standard library catches only LookupError)."""
+        try:
+            return super().get_payload(i, decode)  # type: ignore[call-overload]
+        except ValueError:
+            payload = getattr(self, "_payload", None)  # what the parser stored
+            if decode or i is not None or not isinstance(payload, str):
+                raise
+            return payload.encode("ascii", "surrogateescape").decode("ascii", "replace")
+
+    def get_filename(self, failobj: Any = None) -> Any:
+        """As ``Message``'s, except that an RFC 2231 name in a charset Python cannot use
+        (a NUL in the name, ``idna``) comes back undecoded instead of raising ValueError."""
+        try:
+            return super().get_filename(failobj)
+        except ValueError:
+            for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+                value = self.get_param(param, None, header)
+                if isinstance(value, tuple):  # (charset, language, text)
+                    return str(value[2]).strip()
+                if value is not None:
+                    return str(value).strip()
+            return failobj
 
     # -- everything that changes what the answers depend on --------------------------
 
@@ -118,10 +171,70 @@ class MimePart(Message):
         super().set_payload(payload, charset)
 
 
-def read_structure(raw: bytes) -> Message:
+def _params(value: str) -> list[Any]:
+    """``Message._get_params_preserve`` of a header value (the standard library's steps)."""
+    params = []
+    for p in _parseparam(value):
+        try:
+            name, val = p.split("=", 1)
+            name = name.strip()
+            val = val.strip()
+        except ValueError:  # a bare attribute
+            name = p.strip()
+            val = ""
+        params.append((name, val))
+    return list(utils.decode_params(params))
+
+
+def read_structure(
+    raw: bytes, max_parts: int | None = None, max_depth: int | None = None
+) -> Message:
     """``raw`` parsed as the ``email`` package does with the compat32 policy (lenient, as
-    real bounces need), into :class:`MimePart` objects. Raises what the parser raises."""
-    return BytesParser(_class=MimePart, policy=compat32).parsebytes(raw)
+    real bounces need), into :class:`MimePart` objects. Raises what the parser raises, and
+    :class:`ParseError` as soon as the message has more than ``max_parts`` MIME parts or a
+    part nested more than ``max_depth`` deep (the message itself is depth 1)."""
+    # what BytesParser.parsebytes does, with a parser that counts the depth
+    return read_text_structure(raw.decode("ascii", "surrogateescape"), max_parts, max_depth)
+
+
+def read_text_structure(
+    text: str, max_parts: int | None = None, max_depth: int | None = None
+) -> Message:
+    """As :func:`read_structure`, for a message already decoded to text."""
+    if max_depth is None:
+        return Parser(_class=_factory(max_parts), policy=compat32).parsestr(text)
+    parser = _DepthBoundParser(_factory(max_parts), max_depth)
+    for start in range(0, len(text), 8192):  # the chunks email.parser.Parser feeds
+        parser.feed(text[start : start + 8192])
+    return parser.close()
+
+
+class _DepthBoundParser(feedparser.FeedParser):
+    """A FeedParser that refuses a part nested deeper than ``max_depth``."""
+
+    def __init__(self, factory: Callable[..., MimePart], max_depth: int) -> None:
+        super().__init__(factory, policy=compat32)
+        self._max_depth = max_depth
+
+    def _new_message(self) -> None:
+        if len(self._msgstack) >= self._max_depth:  # type: ignore[attr-defined]
+            raise ParseError(f"MIME parts nested more than {self._max_depth} deep")
+        super()._new_message()  # type: ignore[misc]
+
+
+def _factory(max_parts: int | None) -> Callable[..., MimePart]:
+    if max_parts is None:
+        return MimePart
+    made = -1  # the parser makes one part to learn how to call the factory
+
+    def part(policy: Any = compat32) -> MimePart:
+        nonlocal made
+        made += 1
+        if made > max_parts:
+            raise ParseError(f"more than {max_parts} MIME parts")
+        return MimePart(policy)
+
+    return part
 
 
 def remembered(part: Message, key: str, compute: Callable[[Message], T]) -> T:

@@ -17,6 +17,12 @@ bounce gives the bounce, not the error.
 :func:`parse_file` reads what ``repmon ingest`` is given: a single message, an mbox, a
 Maildir, a raw DMARC aggregate (``.xml``, ``.gz``, ``.zip``), a raw TLS report (``.json`` or
 gzip), or a directory of any of these, recursively.
+
+Hostile input ends in a :class:`ParseError`, never in another exception or a long stall:
+MIME parts nested more than :data:`~collectors.feedback.limits.MAX_MIME_DEPTH` deep are
+refused, the search for reports in one message shares one
+:class:`~collectors.feedback.limits.ExtractionBudget`, and files are read in bounded memory
+(an mbox line by line in pieces of at most :data:`READ_CHUNK` bytes).
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ from typing import Literal, TypeVar
 
 from checks.errors import ParseError
 from collectors.feedback import arf, bounces, dmarc_aggregate, dmarc_failure, tlsrpt
+from collectors.feedback.limits import (
+    MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
+    MAX_SUBJECT_CHARS,
+    ExtractionBudget,
+)
 from collectors.feedback.mime import read_structure
 from collectors.feedback.model import Report
 
@@ -42,17 +54,47 @@ log = logging.getLogger("repmon.feedback")
 
 #: a saved message larger than this is refused when no other limit is given (sink default)
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+#: an mbox is read in pieces of at most this many bytes, however long its lines are
+READ_CHUNK = 64 * 1024
 
 Form = Literal["message", "dmarc-file", "tls-file"]
 T = TypeVar("T")
 
 
 def read_message(raw: bytes) -> Message:
-    """The message structure; compat32 because real bounces carry broken headers."""
+    """The message structure; compat32 because real bounces carry broken headers.
+
+    Raises ParseError when the parser gives up, when the message has more than
+    :data:`~collectors.feedback.limits.MAX_MIME_PARTS` MIME parts, or when parts (multiparts
+    and attached messages) are nested more than
+    :data:`~collectors.feedback.limits.MAX_MIME_DEPTH` deep: the parsers walk that tree, and
+    no feedback message is shaped like that.
+    """
     try:
-        return read_structure(raw)
+        msg = read_structure(raw, MAX_MIME_PARTS, MAX_MIME_DEPTH)
+    except ParseError:
+        raise
+    except RecursionError:
+        raise ParseError(
+            f"not a readable email message: nested too deeply (limit {MAX_MIME_DEPTH})"
+        ) from None
     except Exception as exc:  # the parser is lenient; anything it still raises is bad input
         raise ParseError(f"not a readable email message: {exc.__class__.__name__}: {exc}") from None
+    _check_depth(msg)
+    return msg
+
+
+def _check_depth(msg: Message) -> None:
+    """The depth limit again, on the parsed tree: the parser enforces it through a private
+    hook (``FeedParser._new_message``) that a future Python may not call."""
+    stack = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > MAX_MIME_DEPTH:
+            raise ParseError(f"MIME parts nested more than {MAX_MIME_DEPTH} deep")
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((sub, depth + 1) for sub in payload if isinstance(sub, Message))
 
 
 def parse_message(raw: bytes) -> Report:
@@ -97,16 +139,21 @@ def _declared_dsn(msg: Message) -> bool:
 
 
 def _report(msg: Message, subject: str) -> Report | None:
-    """A DMARC aggregate or TLS report carried by the message; None when it has neither."""
+    """A DMARC aggregate or TLS report carried by the message; None when it has neither.
 
-    xml = _guarded(dmarc_aggregate.extract_aggregate, msg)
+    Both extractors share one budget: a part is inflated once, and the whole search is held
+    to the budget's bytes, parts and CPU time (ParseError "report extraction budget
+    exceeded: …" past it).
+    """
+    budget = ExtractionBudget()
+    xml = _guarded(dmarc_aggregate.extract_aggregate, msg, budget)
     # an archive that unpacks to something other than XML (malware in a .zip) is no report
     if xml is not None and xml.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
-        aggregate = _guarded(dmarc_aggregate.parse_aggregate_bytes, xml)
+        aggregate = _guarded(dmarc_aggregate.parse_aggregate_bytes, xml, "", budget)
         return Report("dmarc-aggregate", dmarc=aggregate, subject=subject)
-    tls_data = _guarded(tlsrpt.extract_tls_report, msg)
+    tls_data = _guarded(tlsrpt.extract_tls_report, msg, budget)
     if tls_data is not None:
-        tls = _guarded(tlsrpt.parse_tls_report_bytes, tls_data)
+        tls = _guarded(tlsrpt.parse_tls_report_bytes, tls_data, budget)
         return Report("tls-report", tls=tls, subject=subject)
     return None
 
@@ -145,12 +192,13 @@ def _guarded(parser: Callable[..., T], *args: object) -> T:
 
 
 def decoded_header(msg: Message, name: str) -> str:
-    """A header as text, RFC 2047 words decoded; "" when absent or undecodable."""
+    """A header as text, RFC 2047 words decoded (from its first
+    :data:`~collectors.feedback.limits.MAX_SUBJECT_CHARS` characters); "" when absent."""
     value = msg.get(name)
     if value is None:
         return ""
     try:
-        return str(make_header(decode_header(str(value)))).strip()
+        return str(make_header(decode_header(str(value)[:MAX_SUBJECT_CHARS]))).strip()
     except Exception:  # broken encoded words: keep the raw text
         return str(value).strip()
 
@@ -232,9 +280,14 @@ def read_saved(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator
         yield SavedMessage(str(p), b"", error=error)
         return
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)  # the file may have grown since stat()
     except OSError as exc:
         yield SavedMessage(str(p), b"", error=ParseError(f"cannot read: {exc.strerror}"))
+        return
+    if len(raw) > max_bytes:
+        error = ParseError(f"more than the limit of {max_bytes} bytes")
+        yield SavedMessage(str(p), b"", error=error)
         return
     yield SavedMessage(str(p), raw, sniff(raw), mtime=stat.st_mtime)
 
@@ -247,8 +300,8 @@ def sniff(raw: bytes) -> Form:
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return "dmarc-file"  # let the DMARC parser name the problem
+        except Exception:  # any damage: let the DMARC parser name the problem
+            return "dmarc-file"
         return "tls-file" if any(n.lower().endswith(".json") for n in names) else "dmarc-file"
     text = raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if text == b"<":
@@ -259,22 +312,26 @@ def sniff(raw: bytes) -> Form:
 
 
 def _gzip_head(raw: bytes, size: int = 512) -> bytes:
-    """The first bytes of a gzip stream, decompressing no more than that (bomb-safe)."""
+    """The first bytes of a gzip stream, decompressing no more than that (bomb-safe);
+    b"" when the stream is damaged (the report parser then names the problem)."""
     try:
         return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, size)
     except zlib.error:
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
-                return gz.read(size)
-        except (OSError, EOFError):
-            return b""
+        pass
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            return gz.read(size)
+    except (OSError, EOFError, zlib.error):  # zlib.error: "invalid distance too far back"
+        return b""
 
 
 def _read_mbox(path: Path, max_bytes: int, mtime: float) -> Iterator[SavedMessage]:
     """Split an mbox on ``From `` lines that start the file or follow an empty line.
 
-    Read line by line so that a large mailbox never sits in memory; each message on its own
-    is held to ``max_bytes``. The ``From `` separator line is not part of the message.
+    Read line by line, and a line in pieces of at most :data:`READ_CHUNK` bytes, so that
+    neither a large mailbox nor one enormous line ever sits in memory; each message on its
+    own is held to ``max_bytes`` (a larger one is an error for that message alone). The
+    ``From `` separator line is not part of the message.
     """
     number = 0
     lines: list[bytes] = []
@@ -299,22 +356,30 @@ def _read_mbox(path: Path, max_bytes: int, mtime: float) -> Iterator[SavedMessag
 
     try:
         with path.open("rb") as fh:
-            for line in fh:
-                if line.startswith(b"From ") and previous_blank:
-                    done = flush()
-                    if done is not None:
-                        yield done
-                    number += 1
-                    lines, size, oversized = [], 0, False
-                    previous_blank = False
+            line_start = True  # the next piece starts a line
+            in_separator = False  # the pieces of an over-long "From " line
+            for piece in iter(lambda: fh.readline(READ_CHUNK), b""):
+                starts_line, line_start = line_start, piece.endswith(b"\n")
+                if starts_line:
+                    in_separator = False
+                    if piece.startswith(b"From ") and previous_blank:
+                        done = flush()
+                        if done is not None:
+                            yield done
+                        number += 1
+                        lines, size, oversized = [], 0, False
+                        previous_blank = False
+                        in_separator = not line_start
+                        continue
+                    previous_blank = piece in (b"\n", b"\r\n")
+                elif in_separator:
                     continue
-                previous_blank = line in (b"\n", b"\r\n")
-                size += len(line)
+                size += len(piece)
                 if size > max_bytes:
                     oversized = True
                     lines = []
                 elif not oversized:
-                    lines.append(line)
+                    lines.append(piece)
     except OSError as exc:
         yield SavedMessage(f"{path}#{number}", b"", error=ParseError(f"cannot read: {exc}"))
         return

@@ -19,7 +19,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
-from email.utils import parseaddr
 from typing import Any
 
 from collectors.feedback.attribution import (
@@ -29,8 +28,10 @@ from collectors.feedback.attribution import (
     envelope_addresses,
 )
 from collectors.feedback.config import FeedbackConfig
+from collectors.feedback.limits import bare_address
 from collectors.feedback.model import Report
 from collectors.feedback.parse import parse_email, read_message
+from collectors.feedback.trust import Envelope, Sender, Verifier, local_sender
 from collectors.targets import Targets
 
 #: kinds whose events are about one of our sending IPs (a TLS report is about a receiving MX)
@@ -195,6 +196,9 @@ class SpooledItem:
     """One message handed to :func:`ingest_batch`: its bytes and what the spool knows of it.
 
     ``envelope_to``: the SMTP RCPT TO addresses, searched for a VERP token first.
+    ``smtp``: the SMTP session it came in (MAIL FROM, client IP, HELO), which its trust is
+    judged by; ``None`` for a message the operator gave repmon (``repmon ingest``), which is
+    trusted as such (docs/feedback.md, "Trusted feedback").
     """
 
     raw: bytes
@@ -202,6 +206,7 @@ class SpooledItem:
     received_at: dt.datetime
     spool_path: str = ""
     envelope_to: Sequence[str] = ()
+    smtp: Envelope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,19 +283,31 @@ class PreparedMessage:
     dmarc: list[DmarcRecord]
     counts: list[CountIncrement]
     outcome: IngestOutcome
+    #: who sent it and whether it is trusted (a ``feedback_senders`` row)
+    sender: Sender
 
 
 class Preparer:
-    """Prepares messages with the attribution rules of one inventory and ``[feedback]``."""
+    """Prepares messages with the attribution rules of one inventory and ``[feedback]``.
 
-    def __init__(self, targets: Targets, config: FeedbackConfig) -> None:
+    ``verifier`` authenticates messages that came by SMTP (:class:`SpooledItem` with
+    ``smtp``); without one they are untrusted (``result = "none"``).
+    """
+
+    def __init__(
+        self, targets: Targets, config: FeedbackConfig, verifier: Verifier | None = None
+    ) -> None:
         self.config = config
         self.rules = SendingIpRules(targets, config)
+        self.verifier = verifier
 
     def spooled(self, item: SpooledItem) -> PreparedMessage:
         """Parse and prepare a message taken from the spool; raises ParseError when broken."""
         message = read_message(item.raw)
         report = parse_email(message)
+        sender = None
+        if item.smtp is not None:
+            sender = self._authenticate(item, message, report.kind, item.smtp)
         return self.report(
             report,
             item.message_hash,
@@ -298,6 +315,29 @@ class Preparer:
             item.spool_path,
             message=message,
             envelope_to=item.envelope_to,
+            sender=sender,
+        )
+
+    def _authenticate(
+        self, item: SpooledItem, message: Message, kind: str, smtp: Envelope
+    ) -> Sender:
+        if self.verifier is not None:
+            try:
+                return self.verifier.authenticate(item.raw, message, kind, smtp)
+            except Exception as exc:  # a bug on hostile input: untrusted, not quarantined
+                reason = f"authentication failed: {exc.__class__.__name__}: {exc}"
+        else:
+            reason = "not authenticated (no verifier)"
+        return Sender(
+            channel="smtp",
+            from_domain="",
+            reporter="",
+            method="",
+            result="permerror" if self.verifier is not None else "none",
+            trusted=False,
+            peer=smtp.peer,
+            helo=smtp.helo,
+            reason=reason,
         )
 
     def report(
@@ -309,8 +349,12 @@ class Preparer:
         *,
         message: Message | None = None,
         envelope_to: Sequence[str] = (),
+        sender: Sender | None = None,
     ) -> PreparedMessage:
-        """Prepare an already parsed report (``message``: the email it came in, if any)."""
+        """Prepare an already parsed report (``message``: the email it came in, if any).
+
+        ``sender``: its trust facts; ``None`` for a message the operator gave repmon
+        (trusted, method ``local``)."""
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
         rules = self.rules
@@ -332,6 +376,7 @@ class Preparer:
             dmarc=dmarc,
             counts=count_increments(events, received_at),
             outcome=_outcome(report, events, rules),
+            sender=sender if sender is not None else local_sender(message, report.kind),
         )
 
 
@@ -460,7 +505,7 @@ def _sender_domain(message: Message | None) -> str:
     """The domain a report came from (e.g. a feedback loop's), "" when unknown."""
     if message is None:
         return ""
-    return parseaddr(str(message.get("From", "")))[1].rpartition("@")[2]
+    return bare_address(str(message.get("From", ""))).rpartition("@")[2]
 
 
 def _iso(when: dt.datetime | None) -> str:

@@ -449,8 +449,7 @@ class Sink:
         self.drain_timeout = drain_timeout
         self._tls: ssl.SSLContext | None = None
         if config.tls_cert or config.tls_key:
-            if not (config.tls_cert and config.tls_key):
-                raise ValueError("sink.tls_cert and sink.tls_key must be set together")
+            config.check_tls_files()  # a ConfigError naming the key, not a traceback
             self._tls = tls_context(config.tls_cert, config.tls_key)
         self.max_connections = config.max_connections or default_max_connections()
         self.gate = ConnectionGate(self.max_connections, config.max_connections_per_client)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from monitor import __version__
-from monitor.api import cases, checks, errors, feedback, health, volume
+from monitor.api import cases, checks, errors, feedback, health, reports, volume
 from monitor.api.guard import Guard
 from monitor.api.seam import Daemon
 
@@ -30,6 +30,6 @@ def create_app(daemon: Daemon) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(Guard, config=daemon.config.api)
-    for area in (health, checks, cases, feedback, volume):
+    for area in (health, checks, cases, feedback, volume, reports):
         app.include_router(area.router(daemon))
     return app

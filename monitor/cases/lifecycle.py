@@ -7,7 +7,9 @@ resolved at a time: new evidence is appended, severity rises (``escalated``)
 but never falls until the case resolves (a lower reading is noted). A case
 resolves by itself only after its condition was *checked and clear* for
 ``rules.hold_down``; a rule that cannot tell (``unknown``, too little volume)
-breaks the clear streak and never resolves anything.
+breaks the clear streak and never resolves anything. Enforcement is requested
+only for a critical finding that trusted data alone justify
+(``Finding.enforceable``): unauthenticated reports never throttle anything.
 
 On PostgreSQL the whole evaluation holds a transaction-scoped advisory lock,
 so concurrent evaluators take turns; the partial unique index on cases is the
@@ -206,7 +208,7 @@ def _open_or_reopen(
             data=_numbers(f),
         )
         summary.opened += 1
-    if f.severity == "critical":
+    if f.severity == "critical" and f.enforceable:
         request_enforcement(conn, case_id, f.subject_kind, f.subject, now, config)
 
 
@@ -237,7 +239,7 @@ def _update(
             data=_numbers(f),
         )
         summary.escalated += 1
-        if f.severity == "critical":
+        if f.severity == "critical" and f.enforceable:
             request_enforcement(conn, row.id, f.subject_kind, f.subject, now, config)
         return
     if f.severity != row.last_severity and severity_rank(f.severity) < severity_rank(row.severity):

@@ -33,6 +33,36 @@ def severity_for(rate: float, thresholds: Mapping[SeverityName, float]) -> str |
     return max(hit, key=severity_rank) if hit else None
 
 
+#: the highest severity unauthenticated reports can raise a case to (docs/cases.md,
+#: "Unauthenticated reports"): enough to be seen, never critical, so never enforced
+UNTRUSTED_CEILING = "medium"
+
+
+def worst(*severities: str | None) -> str | None:
+    """The worst of ``severities`` (``None`` ignored); ``None`` when all are."""
+    given = [s for s in severities if s is not None]
+    return max(given, key=severity_rank) if given else None
+
+
+def with_untrusted(trusted: str | None, combined: str | None) -> tuple[str | None, bool]:
+    """(severity, enforceable) of a finding whose trusted data alone reads ``trusted`` and
+    whose trusted and untrusted data together read ``combined``.
+
+    Untrusted data may raise the severity up to :data:`UNTRUSTED_CEILING`, never beyond;
+    the finding is enforceable only when the trusted data alone justify its severity.
+    """
+    capped = combined
+    if capped is not None and severity_rank(capped) > severity_rank(UNTRUSTED_CEILING):
+        capped = UNTRUSTED_CEILING
+    severity = worst(trusted, capped)
+    enforceable = (
+        severity is not None
+        and trusted is not None
+        and severity_rank(trusted) >= severity_rank(severity)
+    )
+    return severity, enforceable
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """The condition of ``rule`` holds for ``subject`` now, with its evidence."""
@@ -55,6 +85,9 @@ class Finding:
     sample_query: dict[str, Any] = field(default_factory=dict)
     #: what must change for the timeline to get an "updated" event
     digest: str = ""
+    #: whether trusted data alone justify the severity: enforcement only then (a finding
+    #: raised by unauthenticated reports never throttles anything)
+    enforceable: bool = True
 
     @property
     def key(self) -> CaseKey:

@@ -7,7 +7,9 @@ and schedules the next try after ``notify.backoff`` doubled per failure, capped
 at ``notify.max_backoff``. Rows are never dropped: a receiver that is down for
 a day gets its notices when it returns. Every request carries the header
 ``Idempotency-Key: <case id>-<event id>`` so that a receiver can discard a
-repeat (one can happen if repmon stops between sending and recording).
+repeat (one can happen if repmon stops between sending and recording). An
+enforcement request whose case has come to rest on unauthenticated reports
+(``evidence.enforceable`` false) is withheld, with a timeline entry saying so.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from monitor.store.outbox import (
 
 log = logging.getLogger("repmon.cases.notify")
 _BATCH = 200
+_WITHHELD = "the case's severity now rests on unauthenticated reports"
 
 
 @dataclass(slots=True)
@@ -139,6 +142,12 @@ def _deliver_one(
         assert found is not None  # the outbox row's foreign key
         event = event_from_row(case_event(conn, row.event_id))
         case = case_from_row(found).to_json()
+        if row.destination == "enforce" and case["evidence"].get("enforceable") is False:
+            # the case now rests on unauthenticated reports: never throttle on them
+            notice_delivered(conn, row.id, now, row.attempts)
+            text = f"throttle request to {site(row.url)} withheld: {_WITHHELD}"
+            add_event(conn, row.case_id, now, "enforcement", text)
+            return None
         if row.destination == "enforce":
             body = enforce_payload(case, event)
             timeout = config.enforce.timeout

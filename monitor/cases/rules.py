@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import monitor.cases.measure as measure
 from checks.result import OK
-from monitor.cases.model import CaseKey, Clear, Finding, severity_for
+from monitor.cases.abuse_rule import AbuseRule
+from monitor.cases.model import CaseKey, Clear, Finding, severity_for, with_untrusted
 from monitor.config.cases import BurstRuleConfig, DmarcRuleConfig, RateRuleConfig, RulesConfig
 from monitor.store import Tx
 from monitor.store.checks import CheckState, problems_of_check, state_of
@@ -61,7 +62,8 @@ def _kind_of(target: str) -> str:
     try:
         ipaddress.ip_address(target)
     except ValueError:
-        return "domain"
+        # a CIDR block: an SNDS blocked range holding none of the inventory's IPs
+        return "range" if "/" in target else "domain"
     return "ip"
 
 
@@ -147,6 +149,36 @@ class _Measure:
     pool: str
     customer: str
     ips: list[str]
+    #: events of untrusted reports (not in ``numerator``) and who sent them
+    untrusted: int = 0
+    reporters: tuple[tuple[str, int], ...] = ()
+    #: what the case says about the denominator (anomalies, unauthenticated DMARC volume)
+    volume_evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _untrusted_note(untrusted: int, reporters: Iterable[tuple[str, int]]) -> str:
+    """ "; includes N unauthenticated reports from a, b" ("" when none)."""
+    if not untrusted:
+        return ""
+    names = ", ".join(name for name, _ in reporters) or "unknown senders"
+    noun = "report" if untrusted == 1 else "reports"
+    return f"; includes {untrusted} unauthenticated {noun} from {names}"
+
+
+def _merge_reporters(parts: Iterable[_Measure]) -> tuple[tuple[str, int], ...]:
+    total: dict[str, int] = {}
+    for p in parts:
+        for name, n in p.reporters:
+            total[name] = total.get(name, 0) + n
+    return tuple(sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+
+
+def _merge_volume_evidence(parts: Iterable[_Measure]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in parts:
+        for k, v in p.volume_evidence.items():
+            out[k] = out.get(k, [] if isinstance(v, list) else 0) + v
+    return out
 
 
 class RateRule:
@@ -183,7 +215,17 @@ class RateRule:
             tally = tallies.get(ip, measure.Tally(0, "", ""))
             vol = vols.get(ip, measure.Volume(0, "none"))
             pool, customer = ctx.owner(ip) or (tally.pool, tally.customer)
-            out[(self.name, ip)] = _Measure(tally.count, vol.count, vol.basis, pool, customer, [ip])
+            out[(self.name, ip)] = _Measure(
+                tally.count,
+                vol.count,
+                vol.basis,
+                pool,
+                customer,
+                [ip],
+                tally.untrusted,
+                tally.reporters,
+                vol.evidence(),
+            )
             if customer:
                 by_customer.setdefault(customer, []).append(ip)
         if self.per_customer:
@@ -197,28 +239,57 @@ class RateRule:
                     ",".join(pools),
                     customer,
                     sorted(ips),
+                    sum(p.untrusted for p in parts),
+                    _merge_reporters(parts),
+                    _merge_volume_evidence(parts),
                 )
         return out
+
+    def _judge(self, m: _Measure) -> tuple[str | None, bool]:
+        """(severity, enforceable): the trusted rate decides; unauthenticated reports may
+        raise it no higher than ``UNTRUSTED_CEILING`` (monitor/cases/model.py)."""
+        thresholds = self.cfg.thresholds
+        trusted = severity_for(m.numerator / m.denominator, thresholds) if m.numerator else None
+        combined = trusted
+        if m.untrusted:
+            combined = severity_for((m.numerator + m.untrusted) / m.denominator, thresholds)
+        return with_untrusted(trusted, combined)
 
     def findings(self, ctx: Context) -> list[Finding]:
         if not self.cfg.enabled:
             return []
         out = []
         for (rule, subject), m in sorted(self._measures(ctx).items()):
-            if m.denominator < self.cfg.min_volume or m.numerator == 0:
+            if m.denominator < self.cfg.min_volume or m.numerator + m.untrusted == 0:
                 continue
-            rate = m.numerator / m.denominator
-            severity = severity_for(rate, self.cfg.thresholds)
+            severity, enforceable = self._judge(m)
             if severity is not None:
-                out.append(self._finding(ctx, rule, subject, m, rate, severity))
+                out.append(self._finding(ctx, rule, subject, m, severity, enforceable))
         return out
 
     def _finding(
-        self, ctx: Context, rule: str, subject: str, m: _Measure, rate: float, severity: str
+        self, ctx: Context, rule: str, subject: str, m: _Measure, severity: str, enforceable: bool
     ) -> Finding:
         window = self.cfg.window_seconds
         is_customer = rule == self.customer_rule
         whom = f"customer {subject}" if is_customer else subject
+        total = m.numerator + m.untrusted
+        rate = total / m.denominator
+        evidence: dict[str, Any] = {
+            "rate": rate,
+            "volume_basis": m.basis,
+            "thresholds": dict(self.cfg.thresholds),
+            "min_volume": self.cfg.min_volume,
+            "ips": m.ips,
+            **m.volume_evidence,
+        }
+        if m.untrusted:
+            evidence["unauthenticated"] = {
+                "reports": m.untrusted,
+                "from": [{"sender": name, "reports": n} for name, n in m.reporters],
+                "rate_without": m.numerator / m.denominator,
+            }
+            evidence["enforceable"] = enforceable
         return Finding(
             rule=rule,
             type=self.type,
@@ -226,23 +297,18 @@ class RateRule:
             subject=subject,
             severity=severity,
             summary=(
-                f"{self.noun} {_pct(rate)} ({m.numerator} of {m.denominator:,} messages "
-                f"in {_hours(window)}) from {whom}"
+                f"{self.noun} {_pct(rate)} ({total} of {m.denominator:,} messages "
+                f"in {_hours(window)}) from {whom}" + _untrusted_note(m.untrusted, m.reporters)
             ),
             pool=m.pool,
             customer=m.customer,
-            numerator=m.numerator,
+            numerator=total,
             denominator=m.denominator,
             window_seconds=int(window),
-            evidence={
-                "rate": rate,
-                "volume_basis": m.basis,
-                "thresholds": dict(self.cfg.thresholds),
-                "min_volume": self.cfg.min_volume,
-                "ips": m.ips,
-            },
+            evidence=evidence,
             sample_query={"sending_ips": m.ips, **self._sample_filter},
-            digest=f"{severity}|{m.numerator}",
+            digest=f"{severity}|{m.numerator}" + (f"|{m.untrusted}" if m.untrusted else ""),
+            enforceable=enforceable,
         )
 
     def clear(self, ctx: Context, keys: Iterable[CaseKey]) -> dict[CaseKey, Clear]:
@@ -254,7 +320,7 @@ class RateRule:
             # Too little volume says nothing either way: the case stays.
             if m is None or m.denominator < self.cfg.min_volume:
                 continue
-            if severity_for(m.numerator / m.denominator, self.cfg.thresholds) is None:
+            if self._judge(m)[0] is None:
                 out[key] = Clear(verified_at=ctx.now)
         return out
 
@@ -277,10 +343,25 @@ class BurstRule:
         for (ip, domain), tally in sorted(
             measure.bursts(ctx.conn, start, end, self.cfg.categories).items()
         ):
-            if tally.count < self.cfg.count:
+            # unauthenticated bounces may raise a burst no higher than UNTRUSTED_CEILING
+            severity, enforceable = with_untrusted(
+                self.cfg.severity if tally.count >= self.cfg.count else None,
+                self.cfg.severity if tally.count + tally.untrusted >= self.cfg.count else None,
+            )
+            if severity is None:
                 continue
+            total = tally.count + tally.untrusted
             pool, customer = ctx.owner(ip) or (tally.pool, tally.customer)
             vol = vols.get(ip)
+            untrusted: dict[str, Any] = {}
+            if tally.untrusted:
+                untrusted = {
+                    "unauthenticated": {
+                        "reports": tally.untrusted,
+                        "from": [{"sender": n, "reports": c} for n, c in tally.reporters],
+                    },
+                    "enforceable": enforceable,
+                }
             out.append(
                 Finding(
                     rule=self.name,
@@ -288,14 +369,15 @@ class BurstRule:
                     subject_kind="ip",
                     subject=ip,
                     source=domain,
-                    severity=self.cfg.severity,
+                    severity=severity,
                     summary=(
-                        f"{tally.count} {'/'.join(self.cfg.categories)} bounces from {domain} "
+                        f"{total} {'/'.join(self.cfg.categories)} bounces from {domain} "
                         f"for {ip} in {_hours(self.cfg.window_seconds)}"
+                        + _untrusted_note(tally.untrusted, tally.reporters)
                     ),
                     pool=pool,
                     customer=customer,
-                    numerator=tally.count,
+                    numerator=total,
                     denominator=vol.count if vol else None,
                     window_seconds=int(self.cfg.window_seconds),
                     evidence={
@@ -303,6 +385,7 @@ class BurstRule:
                         "categories": list(self.cfg.categories),
                         "threshold": self.cfg.count,
                         "volume_basis": vol.basis if vol else "none",
+                        **untrusted,
                     },
                     sample_query={
                         "kind": "bounce",
@@ -310,7 +393,8 @@ class BurstRule:
                         "categories": list(self.cfg.categories),
                         "receiving_domain": domain,
                     },
-                    digest=str(tally.count),
+                    digest=f"{tally.count}|{tally.untrusted}" if tally.untrusted else str(total),
+                    enforceable=enforceable,
                 )
             )
         return out
@@ -323,7 +407,7 @@ class BurstRule:
         for key in keys:
             _, ip, domain = key
             tally = counts.get((ip, domain))
-            if tally is not None and tally.count >= self.cfg.count:
+            if tally is not None and tally.count + tally.untrusted >= self.cfg.count:
                 continue
             # No bounces also happens when nothing was sent: require proof that mail went out.
             vol = vols.get(ip)
@@ -420,6 +504,8 @@ def build_rules(config: RulesConfig) -> list[Rule]:
         rules.append(CheckRule("dnsbl", "blocklisting"))
     if config.hygiene.enabled:
         rules.extend(CheckRule(check, t) for check, t in config.hygiene.types.items())
+    if config.providers.enabled:
+        rules.extend(CheckRule(check, t) for check, t in config.providers.types.items())
     c, b = config.complaints, config.bounces
     rules.append(
         RateRule(
@@ -445,4 +531,5 @@ def build_rules(config: RulesConfig) -> list[Rule]:
     )
     rules.append(BurstRule(config.bounce_burst))
     rules.append(DmarcRule(config.dmarc))
+    rules.append(AbuseRule())  # abuse reports: a case per (customer, category)
     return rules

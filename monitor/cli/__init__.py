@@ -30,6 +30,7 @@ COMMANDS = [
     "ingest",
     "sink",
     "cases",
+    "reports",
     "evaluate",
     "volume",
     "run",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 import threading
 import time
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         only=only,
         nameservers=nameservers,
     )
-    with Progress(f"checking {', '.join(args.targets)[:60]}"):
+    with Progress(f"checking {', '.join(args.targets)[:60]}") as progress:
+        request = dataclasses.replace(request, on_progress=progress.count)
         results = asyncio.run(run_checks(config, request))
     if args.format == "json":
         shown = [r for r in results if r.status == "problem"] if args.problems else results
@@ -98,6 +100,7 @@ class Progress:
 
     def __init__(self, label: str, after: float = 1.0) -> None:
         self.label, self.after = label, after
+        self.done, self.total = 0, 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._show, daemon=True)
 
@@ -113,10 +116,15 @@ class Progress:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
 
+    def count(self, done: int, total: int) -> None:
+        """The DNS engine's progress hook: questions answered so far, of how many."""
+        self.done, self.total = done, total
+
     def _show(self) -> None:
         start = time.monotonic()
         if self._done.wait(self.after):
             return
         while not self._done.wait(0.5):
-            sys.stderr.write(f"\r{self.label} … {time.monotonic() - start:.0f}s")
+            counts = f" {self.done}/{self.total} lookups," if self.total else ""
+            sys.stderr.write(f"\r{self.label} …{counts} {time.monotonic() - start:.0f}s")
             sys.stderr.flush()

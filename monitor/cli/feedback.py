@@ -18,6 +18,7 @@ COLUMNS = (
     "customer",
     "volume",
     "complaints",
+    "unauthenticated_reports",
     "complaint_rate",
     "complaint_level",
     "hard",
@@ -106,7 +107,8 @@ def _print_table(found: list[Reputation], by: str) -> None:
             r.subject,
             r.pool or "-" if by == "ip" else r.customer or "-",
             f"{r.volume:,}",
-            f"{r.complaints} ({_pct(r.rate(r.complaints))} {r.complaint_level})",
+            f"{r.complaints} ({_pct(r.rate(r.complaints))} {r.complaint_level})"
+            + (f", {r.unauthenticated} unauthenticated" if r.unauthenticated else ""),
             f"{r.hard}/{r.soft}/{r.block} ({_pct(r.rate(r.hard))} {r.bounce_level})",
             " ".join(f"{d}:{n}" for d, n in r.domains.most_common(3)) or "-",
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from collectors.sink import Sink, run_until_signal
 from monitor.config import ConfigError, load_config
-from monitor.intake import make_process
+from monitor.intake import make_process, sink_config
 from monitor.store import Store
 
 
@@ -34,7 +34,7 @@ def run_sink(args: argparse.Namespace) -> int:
     try:
         process = make_process(config, store)
         try:
-            sink = Sink(config.sink, process)
+            sink = Sink(sink_config(config), process)  # [sink] and [abuse] recipients
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         except (OSError, ssl.SSLError) as exc:

@@ -1,4 +1,9 @@
-"""``repmon sweep``: every inventory IP and domain through the blocklist and hygiene checks."""
+"""``repmon sweep``: every inventory IP and domain through the blocklist and hygiene checks.
+
+Prints each sweep's summary and at most :data:`SHOWN_CHANGES` of its state changes (the rest
+counted): a sweep of millions of addresses may change thousands of states at once, and each
+change is printed once (the recorder does not log them one by one).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from monitor.recorder import StoreRecorder
 from monitor.store import Store
 from monitor.timeseries import PointWriter
 from monitor.timeseries import open_writer as _open
+
+#: state changes printed per sweep; the rest are counted
+SHOWN_CHANGES = 20
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -51,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     store = Store.open(config.store.url)
     writer = open_writer(config)
-    recorder = StoreRecorder(store, inventory, writer)
+    recorder = StoreRecorder(store, inventory, writer, keep_changes=SHOWN_CHANGES)
     progress = False if args.no_progress else None
     try:
         for unit in sweeps():
@@ -60,13 +68,18 @@ def run(args: argparse.Namespace) -> int:
             section = unit.config_of(config)
             ctx = SweepContext(section, config.resolver, inventory, recorder, progress)
             print(asyncio.run(unit.sweep(ctx)).line())
+            shown, total = recorder.take_changes(unit.name)
+            for c in shown:
+                old = c.old_status or "new"
+                print(f"  {c.check} {c.target} {c.source or '-'}: {old} -> {c.new_status}")
+            if total > len(shown):
+                print(
+                    f"  … and {total - len(shown):,} more changes "
+                    "(repmon status shows everything listed or wrong now)"
+                )
     finally:
         if writer is not None:
             writer.flush()
             writer.close()
         store.close()
-    for c in recorder.changes:
-        print(
-            f"  {c.check} {c.target} {c.source or '-'}: {c.old_status or 'new'} -> {c.new_status}"
-        )
     return 0

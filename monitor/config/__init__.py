@@ -9,6 +9,7 @@ key and what was expected. docs/configuration.md documents every key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -108,12 +109,20 @@ def parse_config(data: dict[str, object], origin: str = "config") -> Config:
         lines = []
         for err in exc.errors():
             msg = err["msg"]
+            loc = tuple(err["loc"])
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif msg.startswith("Value error, "):
                 msg = msg[len("Value error, ") :]
-            lines.append(f"{origin}: {_where(tuple(err['loc']))}: {msg}")
+                # a check across keys says which key is at fault first: "tls_key: …"
+                named = _KEY_FIRST.match(msg)
+                if named and loc:
+                    loc, msg = (*loc, named.group(1)), named.group(2)
+            lines.append(f"{origin}: {_where(loc)}: {msg}")
         raise ConfigError("\n".join(lines)) from None
+
+
+_KEY_FIRST = re.compile(r"([a-z_][a-z0-9_]*): (.+)", re.DOTALL)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -124,13 +133,40 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return Config()
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: {_not_utf8(raw, exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion
+        raise ConfigError(f"{p}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
     base = p.resolve().parent
     anchor_document(data, base)
     return cast(Config, anchor_defaults(parse_config(data, str(p)), base))
+
+
+_TABLE = re.compile(rb"^[ \t]*\[\[?[ \t]*([^\]\r\n]*?)[ \t]*\]", re.MULTILINE)
+_KEY = re.compile(rb"[ \t]*([A-Za-z0-9_.\"' -]+?)[ \t]*=")
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where a config file stops being UTF-8: line, column and, when the line sets one, the
+    key (with its table), e.g. ``not UTF-8: byte 0xff at line 7, column 9 (key sink.spool)``."""
+    line_start = raw.rfind(b"\n", 0, exc.start) + 1
+    line_end = raw.find(b"\n", exc.start)
+    line = raw[line_start : line_end if line_end >= 0 else len(raw)]
+    number = raw.count(b"\n", 0, exc.start) + 1
+    where = f"line {number}, column {exc.start - line_start + 1}"
+    key = _KEY.match(line)
+    if key and exc.start - line_start > key.end():
+        tables = _TABLE.findall(raw, 0, line_start)
+        name = key.group(1).decode("ascii", "replace").strip()
+        if tables:
+            name = tables[-1].decode("utf-8", "replace").strip() + "." + name
+        where += f" (key {name})"
+    return f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at {where}"

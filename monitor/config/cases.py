@@ -125,6 +125,25 @@ class HygieneRuleConfig(Section):
     )
 
 
+class ProviderRuleConfig(Section):
+    """``[rules.providers]``: the mailbox providers' verdicts (SNDS, Postmaster Tools) that open
+    a case, and the case type. The severity is the result's: SNDS RED or a trap hit high,
+    YELLOW medium, a blocked IP high; Gmail spam rate medium from 0.1 %, high from 0.3 %;
+    reputation LOW medium, BAD high; SPF/DKIM/DMARC pass ratios and compliance medium."""
+
+    enabled: bool = True
+    types: dict[str, str] = Field(
+        default_factory=lambda: {
+            "snds": "reputation",
+            "snds-blocked": "blocklisting",
+            "gmail-spam-rate": "complaints",
+            "gmail-reputation": "reputation",
+            "gmail-auth": "hygiene",
+            "gmail-compliance": "hygiene",
+        }
+    )
+
+
 class VolumeConfig(Section):
     """``[rules.volume]``: where sent counts come from (the denominator of rate rules)."""
 
@@ -145,6 +164,7 @@ class RulesConfig(Section):
     bounce_burst: BurstRuleConfig = Field(default_factory=BurstRuleConfig)
     dmarc: DmarcRuleConfig = Field(default_factory=DmarcRuleConfig)
     hygiene: HygieneRuleConfig = Field(default_factory=HygieneRuleConfig)
+    providers: ProviderRuleConfig = Field(default_factory=ProviderRuleConfig)
     volume: VolumeConfig = Field(default_factory=VolumeConfig)
 
     _durations = field_validator("hold_down", "reopen_window")(_duration)

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, create_model, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from collectors.config import Section, parse_duration
+from collectors.config import ListenAddress, Section, parse_duration
 from collectors.registry import COLLECTORS
+
+#: a job's interval: at least a second, at most a year; the jitter: 0 (none) to a day
+MIN_INTERVAL_SECONDS = 1.0
+MAX_INTERVAL_SECONDS = 365 * 86400.0
+MAX_JITTER_SECONDS = 86400.0
 
 
 class ScheduleBase(Section):
@@ -25,8 +37,11 @@ class ScheduleBase(Section):
 
     @field_validator("*")
     @classmethod
-    def _dur(cls, v: str) -> str:
-        parse_duration(v)
+    def _dur(cls, v: str, info: ValidationInfo) -> str:
+        if info.field_name == "jitter":
+            parse_duration(v, maximum=MAX_JITTER_SECONDS)
+        else:  # a job's interval: 0 would run it back to back, forever
+            parse_duration(v, minimum=MIN_INTERVAL_SECONDS, maximum=MAX_INTERVAL_SECONDS)
         return v
 
     def seconds(self, job: str) -> float:
@@ -62,7 +77,7 @@ class ApiConfig(Section):
     """``[api]``: the HTTP API of ``repmon run``. Reads need ``read_token`` (or ``token``);
     state changes need ``token``; ``/healthz`` is open. See docs/security.md."""
 
-    listen: str = "127.0.0.1:8025"
+    listen: ListenAddress = "127.0.0.1:8025"
     #: bearer token for state changes (and reads)
     token: SecretStr | None = None
     #: bearer token for reads only (status, cases, checks, metrics)

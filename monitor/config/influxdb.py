@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from collectors.config import Section
+from collectors.config import Section, mask_url
 
 
 class InfluxConfig(Section):
+    #: ``http(s)://host:port``; a password in it is never shown (``mask_url``)
     url: str
     token: SecretStr = SecretStr("")
     org: str = ""
@@ -19,3 +20,10 @@ class InfluxConfig(Section):
     #: receiving domains kept as tags; every other domain is written as "other" (empty = the
     #: built-in list of major mailbox providers)
     receiving_domains: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")) or len(v) <= len("https://"):
+            raise ValueError(f"expected an http:// or https:// URL, got {mask_url(v)!r}")
+        return v

@@ -20,6 +20,12 @@ PATH_KEYS = (
     ("sink", "tls_cert"),
     ("sink", "tls_key"),
     ("influxdb", "buffer_dir"),
+    ("dnsbl", "mirror_dir"),
+)
+#: (section, array of tables, key) holding a path in each table of the array
+ARRAY_PATH_KEYS = (
+    ("dnsbl", "zones", "mirror"),
+    ("inventory", "pools", "cidrs_file"),
 )
 _SQLITE = "sqlite:///"
 
@@ -42,6 +48,12 @@ def anchor_document(data: dict[str, Any], base: Path) -> None:
         part = data.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):
             part[key] = anchor(part[key], base, key)
+    for section, array, key in ARRAY_PATH_KEYS:
+        part = data.get(section)
+        tables = part.get(array) if isinstance(part, dict) else None
+        for table in tables if isinstance(tables, list) else ():
+            if isinstance(table, dict) and isinstance(table.get(key), str):
+                table[key] = anchor(table[key], base, key)
 
 
 def anchor_defaults(config: Any, base: Path) -> Any:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor.providers import HEALTH, ProviderHealth
 
 
 class Metrics:
@@ -52,5 +58,58 @@ class Metrics:
             "repmon_notification_failures", "Failed webhook delivery attempts", registry=r
         )
 
+        r.register(ProviderMetrics(HEALTH))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ProviderMetrics(Collector):
+    """The mailbox-provider fetches (SNDS, Postmaster Tools) of this process, read at each
+    scrape from :data:`monitor.providers.HEALTH` (the leader runs the fetches)."""
+
+    def __init__(self, health: ProviderHealth) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[Metric]:
+        last = self.health.snapshot()
+        fetched = GaugeMetricFamily(
+            "repmon_provider_last_fetch_timestamp_seconds",
+            "When the provider was last fetched (Unix time)",
+            labels=["provider"],
+        )
+        success = GaugeMetricFamily(
+            "repmon_provider_last_success_timestamp_seconds",
+            "When a fetch of the provider last ended without errors (Unix time)",
+            labels=["provider"],
+        )
+        errors = GaugeMetricFamily(
+            "repmon_provider_errors",
+            "Errors of the provider's last fetch (repmon status shows them)",
+            labels=["provider"],
+        )
+        refused = GaugeMetricFamily(
+            "repmon_provider_credentials_refused",
+            "1 when the provider refused the key at the last fetch: renew it",
+            labels=["provider"],
+        )
+        unknown = GaugeMetricFamily(
+            "repmon_provider_unknown_results",
+            "Results of the provider's last fetch that were unknown",
+            labels=["provider"],
+        )
+        fetches = CounterMetricFamily(
+            "repmon_provider_fetches",
+            "Provider fetches by outcome (error: the fetch reported errors)",
+            labels=["provider", "outcome"],
+        )
+        for name, h in sorted(last.items()):
+            fetched.add_metric([name], h.fetched_at.timestamp())
+            if h.last_success_at is not None:
+                success.add_metric([name], h.last_success_at.timestamp())
+            errors.add_metric([name], h.errors)
+            refused.add_metric([name], int(h.credentials_refused))
+            unknown.add_metric([name], h.unknown)
+            fetches.add_metric([name, "ok"], h.ok_fetches)
+            fetches.add_metric([name, "error"], h.failed_fetches)
+        yield from (fetched, success, errors, refused, unknown, fetches)

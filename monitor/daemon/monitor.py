@@ -33,6 +33,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from checks.result import CheckResult
+from collectors.config import mask_url, parse_listen
 from collectors.registry import sweeps
 from collectors.sink import Sink
 from collectors.sweep import SweepSummary
@@ -45,7 +46,7 @@ from monitor.daemon.leader import Leadership
 from monitor.daemon.metrics import Metrics
 from monitor.exporter import Exporter
 from monitor.housekeeping import housekeeping
-from monitor.intake import make_process
+from monitor.intake import make_process, sink_config
 from monitor.inventory import Inventory
 from monitor.recorder import StoreRecorder
 from monitor.store import Store, utcnow
@@ -105,7 +106,7 @@ class Monitor:
             self.inventory,
             receiving_domains=config.influxdb.receiving_domains if config.influxdb else (),
         )
-        self.sink = Sink(config.sink, self._make_process())
+        self.sink = Sink(sink_config(config), self._make_process())  # [sink] + [abuse] recipients
         self.adhoc = AdhocRunner(config)
         self.stopping = threading.Event()
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
@@ -149,11 +150,11 @@ class Monitor:
 
     def _describe(self) -> None:
         c = self.config
-        store = c.store.url.split("@")[-1] if "@" in c.store.url else c.store.url
+        store = mask_url(c.store.url)
         zones = [z.label for z in c.dnsbl.active_zones()]
         log.info(
-            "watching %d IPs and %d domains in %d pools; %d blocklist zones",
-            sum(1 for _ in self.inventory.ips()),
+            "watching %d IP addresses and %d domains in %d pools; %d blocklist zones",
+            self.inventory.addresses(),
             len(self.inventory.domains()),
             len(c.inventory.pools),
             len(zones),
@@ -161,7 +162,7 @@ class Monitor:
         log.info(
             "store %s; time series %s; sink %s (accepting %s); API %s",
             store,
-            c.influxdb.url if c.influxdb else "off",
+            mask_url(c.influxdb.url) if c.influxdb else "off",
             c.sink.listen,
             ", ".join(c.sink.accept_domains + c.sink.accept_addresses)
             or "nothing: set sink.accept_domains",
@@ -200,8 +201,7 @@ class Monitor:
         return self.metrics.render()
 
     async def _start_api(self) -> None:
-        host, _, port = self.config.api.listen.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
+        host, port = parse_listen(self.config.api.listen)
         uv_config = uvicorn.Config(
             create_app(self),
             host=host,
@@ -295,7 +295,8 @@ class Monitor:
         body = self._sweep_job(unit) if unit is not None else getattr(self, f"job_{job}")
 
         async def run() -> None:
-            if leader_only and not self.leadership.is_leader:
+            # check(), not is_leader: a process that was stopped re-confirms the lock first
+            if leader_only and not await asyncio.to_thread(self.leadership.check):
                 await asyncio.to_thread(self._note, job, status="skipped")
                 return
             self._running = self._running | {job}
@@ -365,7 +366,7 @@ class Monitor:
             self.metrics.notify_failures.inc(delivery.failed)
 
     async def job_timeseries_flush(self) -> None:
-        if self.leadership.is_leader and self.config.influxdb is not None:
+        if self.config.influxdb is not None and await asyncio.to_thread(self.leadership.check):
             await asyncio.to_thread(self.exporter.export)
         await asyncio.to_thread(self.writer.flush)
         self.metrics.buffer_depth.set(self.writer.pending())

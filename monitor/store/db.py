@@ -1,8 +1,9 @@
 """The SQL store: one engine on SQLite or PostgreSQL, its transactions, and its errors.
 
 The tables are declared in :mod:`monitor.store.schema`; :meth:`Store.open` creates what is
-missing. Every failure of the database reaches the caller as one of repmon's own errors
-(:mod:`checks.errors`), never as a SQLAlchemy exception:
+missing and runs the migration steps (:mod:`monitor.store.migrate`). Every failure of the
+database reaches the caller as one of repmon's own errors (:mod:`checks.errors`), never as a
+SQLAlchemy exception:
 
 - :class:`~checks.errors.StoreUnavailable`: the database cannot be reached now, the
   connection was lost, or it is locked or read-only (``OperationalError``,
@@ -27,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from checks.errors import StoreConflict, StoreError, StoreUnavailable
-from monitor.store.schema import metadata
+from collectors.config import mask_url
+from monitor.store.migrate import upgrade
 
 #: One open transaction of the store. Code outside ``monitor/store/`` only passes it on to
 #: the store's functions (those that must share one transaction take it); it never runs
@@ -46,11 +48,9 @@ def engine_url(url: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL as it may be shown: the password replaced by ``***``."""
-    try:
-        return sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: show its scheme only
-        return url.partition("://")[0] + "://…"
+    """The URL as it may be shown: the password replaced by ``***`` wherever it is written
+    (``user:pass@``, ``?password=``)."""
+    return mask_url(url)
 
 
 def _password(url: str) -> str | None:
@@ -103,8 +103,9 @@ class Store:
 
     @classmethod
     def open(cls, url: str) -> Store:
-        """Connect and create missing tables; raises :class:`StoreUnavailable` (cannot reach
-        or lock it) or :class:`StoreError` (cannot use it), never a SQLAlchemy error."""
+        """Connect, create missing tables and migrate; raises :class:`StoreUnavailable`
+        (cannot reach or lock it) or :class:`StoreError` (cannot use it), never a SQLAlchemy
+        error."""
         kwargs: dict[str, object] = {}
         if url.startswith("sqlite") and "timeout=" not in url:
             kwargs["connect_args"] = {"timeout": 30}
@@ -112,7 +113,7 @@ class Store:
             engine = sa.create_engine(engine_url(url), **kwargs)
             if engine.dialect.name == "sqlite":
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
-            _create_tables(engine)
+            upgrade(engine)  # missing tables, then the migration steps (monitor/store/migrate.py)
         except sa.exc.SQLAlchemyError as exc:
             raise store_error(exc, url) from None
         return cls(engine, url)
@@ -131,26 +132,6 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-#: advisory lock key serialising schema creation between instances starting at once
-_SCHEMA_LOCK = 0x7265706D6F6F
-
-
-def _create_tables(engine: sa.Engine) -> None:
-    """Create missing tables; on PostgreSQL under an advisory lock, since two instances
-    starting together would otherwise race on the catalog."""
-    if engine.dialect.name != "postgresql":
-        metadata.create_all(engine)
-        return
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
-        try:
-            metadata.create_all(conn)
-            conn.commit()
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
-            conn.commit()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

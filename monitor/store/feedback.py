@@ -3,8 +3,10 @@
 :func:`store_messages` writes prepared messages (``collectors.feedback.pipeline``) in
 **one** transaction: it claims each message's hash in ``feedback_messages`` (a hash already
 there, or claimed by a concurrent writer, makes that message a no-op), then inserts the
-winners' ``feedback_events`` and ``dmarc_records`` and adds their increments to the hourly
-``feedback_counts`` (one upsert row per counter key, in key order). A failure anywhere
+winners' ``feedback_senders`` (who sent it, trusted or not), ``feedback_events`` and
+``dmarc_records`` (with a ``series_pending`` row per message for the time-series exporter)
+and adds their increments to the hourly ``feedback_counts`` (one upsert row per counter key,
+in key order). A failure anywhere
 commits nothing of the batch, so a retry stores nothing twice.
 
 Values are fitted to what the database holds here: NULs removed (PostgreSQL text cannot hold
@@ -27,6 +29,8 @@ from monitor.store.schema import (
     feedback_counts,
     feedback_events,
     feedback_messages,
+    feedback_senders,
+    series_pending,
     utcnow,
 )
 
@@ -48,16 +52,22 @@ def stored_kinds(store: Store, hashes: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def store_messages(store: Store, prepared: Sequence[PreparedMessage]) -> set[str]:
+def store_messages(
+    store: Store, prepared: Sequence[PreparedMessage], *, series: bool = True
+) -> set[str]:
     """Store prepared messages in one transaction; return the hashes this call claimed.
 
     A message whose hash is already stored (another writer won) gets nothing written.
+    ``series``: list the messages with DMARC records for the time-series exporter (off when
+    nothing exports, so that the list does not grow for nobody).
     """
     if not prepared:
         return set()
     with store.begin() as conn:
         claimed = _claim(conn, store.dialect, prepared)
         winners = [p for p in prepared if p.message_hash in claimed]
+        if winners:
+            conn.execute(feedback_senders.insert(), [_sender_row(p) for p in winners])
         events = [_event_row(e) for p in winners for e in p.events]
         if events:
             conn.execute(feedback_events.insert(), events)
@@ -65,6 +75,13 @@ def store_messages(store: Store, prepared: Sequence[PreparedMessage]) -> set[str
         dmarc = [_dmarc_row(r) for p in winners for r in p.dmarc]
         if dmarc:
             conn.execute(dmarc_records.insert(), dmarc)
+        if dmarc and series:
+            # what the time-series exporter still has to write (it deletes these rows)
+            hashes = dict.fromkeys(r["message_hash"] for r in dmarc)
+            conn.execute(
+                series_pending.insert(),
+                [{"measurement": "dmarc", "message_hash": h} for h in hashes],
+            )
     return claimed
 
 
@@ -136,6 +153,26 @@ def _add_counts(conn: Tx, dialect: str, increments: Sequence[CountIncrement]) ->
         for (bucket, ip, kind, category, domain), (count, pool, customer) in sorted(totals.items())
     ]
     conn.execute(stmt, rows)
+
+
+def _sender_row(p: PreparedMessage) -> dict[str, Any]:
+    c = feedback_senders.c
+    s = p.sender
+    return {
+        "message_hash": p.message_hash,
+        "received_at": p.received_at,
+        "kind": p.kind,
+        "channel": _fit(s.channel, c.channel),
+        "from_domain": _fit(s.from_domain, c.from_domain),
+        "reporter": _fit(s.reporter, c.reporter),
+        "method": _fit(s.method, c.method),
+        "result": _fit(s.result, c.result),
+        "trusted": s.trusted,
+        "source": _fit(s.source, c.source),
+        "peer": _fit(s.peer, c.peer),
+        "helo": _fit(s.helo, c.helo),
+        "reason": _clean(s.reason)[:1000],
+    }
 
 
 def _event_row(e: EventRecord) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from checks.result import OK, PROBLEM, UNKNOWN, CheckResult, Status
 from collectors.feedback.categories import HARD_CATEGORIES
-from monitor.timeseries.line import EMPTY, FieldValue, line
+from monitor.timeseries.line import EMPTY, FieldValue, escape_tag, line, timestamp_ns
 
 #: receiving domains kept as themselves; every other domain is counted as :data:`OTHER`
 MAILBOX_PROVIDERS: frozenset[str] = frozenset(
@@ -59,7 +60,20 @@ def receiving_domain_tag(domain: str, providers: Collection[str] = MAILBOX_PROVI
     return d if d in providers else OTHER
 
 
+#: an IPv4 address as ``ipaddress`` writes it (no leading zeros, each octet 0-255)
+_DOTTED_QUAD = re.compile(
+    r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+)
+
+
+def _dotted_quad(text: str) -> bool:
+    """``text`` is an IPv4 address as ``ipaddress`` writes it (no parsing object made)."""
+    return _DOTTED_QUAD.fullmatch(text) is not None
+
+
 def _target_type(target: str) -> str:
+    if _dotted_quad(target):
+        return "ip"
     try:
         ipaddress.ip_address(target)
     except ValueError:
@@ -70,6 +84,105 @@ def _target_type(target: str) -> str:
 def _owner(owners: Owners, target: str) -> dict[str, str]:
     pool, customer = owners.get(target, ("", ""))
     return {"pool": pool or EMPTY, "customer": customer or EMPTY}
+
+
+def _dnsbl_tags(target: str, zone: str, severity: str | None, owners: Owners) -> dict[str, str]:
+    return {
+        "target": target,
+        "target_type": _target_type(target),
+        "zone": zone,
+        "severity": severity or EMPTY,
+        **_owner(owners, target),
+    }
+
+
+def _dnsbl_fields(status: str) -> dict[str, FieldValue]:
+    # an unknown answer carries no ``listed``: last(listed) stays the last known state
+    # and it never reads as "delisted" (nor, on the next answer, as a new listing)
+    if status == UNKNOWN:
+        return {"unknown": 1}
+    return {"listed": int(status == PROBLEM), "unknown": 0}
+
+
+_DNSBL_FIELDS: dict[str, str] = {
+    OK: "listed=0i,unknown=0i",
+    PROBLEM: "listed=1i,unknown=0i",
+    UNKNOWN: "unknown=1i",
+}
+
+
+class _DnsblLines:
+    """``dnsbl`` lines of many results, byte for byte what :func:`line` makes of
+    :func:`_dnsbl_tags` and :func:`_dnsbl_fields`, with the escaping of the few distinct
+    pools, customers, zones and severities done once (a chunk has thousands of listings)."""
+
+    def __init__(self, owners: Owners) -> None:
+        self.owners = owners
+        self._escaped: dict[str, str] = {}
+        self._types: dict[str, str] = {}
+
+    def _esc(self, text: str) -> str:
+        out = self._escaped.get(text)
+        if out is None:
+            out = self._escaped[text] = escape_tag(text)
+        return out
+
+    def __call__(self, target: str, zone: str, severity: str | None, status: str, ns: int) -> str:
+        pool, customer = self.owners.get(target, ("", ""))
+        esc = self._esc
+        kind = self._types.get(target)
+        if kind is None:  # a target is listed on several zones: worked out once a call
+            kind = self._types[target] = _target_type(target)
+        tags = (
+            f",customer={esc(customer or EMPTY)},pool={esc(pool or EMPTY)}"
+            f",severity={esc(severity or EMPTY)},target={escape_tag(target)}"
+            f",target_type={kind},zone={esc(zone)}"
+        )
+        return f"dnsbl{tags} {_DNSBL_FIELDS[status]} {ns}"
+
+
+def dnsbl_points(results: Iterable[CheckResult], at: dt.datetime, owners: Owners) -> list[str]:
+    """``dnsbl`` points of a bulk sweep's chunk: one per result given (its listings and the
+    unknowns that have a row; the sweep passes no ``ok`` result), shaped as in
+    :func:`check_points`."""
+    make, ns = _DnsblLines(owners), timestamp_ns(at)
+    return [
+        make(r.target, r.source, r.severity if r.status == PROBLEM else None, r.status, ns)
+        for r in results
+    ]
+
+
+def dnsbl_clean_points(pairs: Iterable[tuple[str, str, dt.datetime]], owners: Owners) -> list[str]:
+    """``dnsbl`` points ``listed=0, unknown=0`` for (target, zone, time) answered not listed
+    then: a listing or an unknown that ended (time: that sweep), and the last clean answer
+    before a new listing (time: the sweep that gave it), so that ``difference("listed")``
+    sees the listing begin although clean answers are not written each sweep."""
+    make = _DnsblLines(owners)
+    return [make(target, zone, None, OK, timestamp_ns(at)) for target, zone, at in pairs]
+
+
+def dnsbl_zone_points(counts: Mapping[str, tuple[int, int, int]], at: dt.datetime) -> list[str]:
+    """``dnsbl_zone`` points: per zone (queries, unknown, listed) of one sweep, at its start."""
+    return [
+        line("dnsbl_zone", {"zone": zone}, {"queries": q, "unknown": u, "listed": n}, at)
+        for zone, (q, u, n) in counts.items()
+    ]
+
+
+def dnsbl_pool_points(
+    counts: Mapping[tuple[str, str, str], tuple[int, int, int]], at: dt.datetime
+) -> list[str]:
+    """``dnsbl_pool`` points: per (pool, customer, zone) the targets one sweep covered, found
+    listed and could not check (covered, listed, unknown), at the sweep's start."""
+    return [
+        line(
+            "dnsbl_pool",
+            {"pool": pool or EMPTY, "customer": customer or EMPTY, "zone": zone},
+            {"covered": covered, "listed": listed, "unknown": unknown},
+            at,
+        )
+        for (pool, customer, zone), (covered, listed, unknown) in counts.items()
+    ]
 
 
 def check_points(results: Sequence[CheckResult], at: dt.datetime, owners: Owners) -> list[str]:
@@ -92,25 +205,13 @@ def check_points(results: Sequence[CheckResult], at: dt.datetime, owners: Owners
     hygiene: dict[tuple[str, str], Status] = {}
     for r in results:
         if r.check == "dnsbl":
-            tags = {
-                "target": r.target,
-                "target_type": _target_type(r.target),
-                "zone": r.source,
-                "severity": (r.severity or EMPTY) if r.status == PROBLEM else EMPTY,
-                **_owner(owners, r.target),
-            }
-            # an unknown answer carries no ``listed``: last(listed) stays the last known state
-            # and it never reads as "delisted" (nor, on the next answer, as a new listing)
-            fields = (
-                {"unknown": 1}
-                if r.status == UNKNOWN
-                else {"listed": int(r.status == PROBLEM), "unknown": 0}
-            )
-            out.append(line("dnsbl", tags, fields, at))
+            severity = r.severity if r.status == PROBLEM else None
+            fields = _dnsbl_fields(r.status)
+            out.append(line("dnsbl", _dnsbl_tags(r.target, r.source, severity, owners), fields, at))
             z = zones[r.source]
             z["queries"] += 1
-            z["unknown"] += fields["unknown"]
-            z["listed"] += fields.get("listed", 0)
+            z["unknown"] += int(r.status == UNKNOWN)
+            z["listed"] += int(r.status == PROBLEM)
         else:
             key = (r.target, r.check)
             if _STATE[r.status] > _STATE[hygiene.get(key, OK)] or key not in hygiene:

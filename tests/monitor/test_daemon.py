@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.cli import main
+from monitor.daemon import JOBS
 from monitor.store import Store
 from monitor.store.schema import feedback_events, feedback_messages
 from tests.configs import blocklists, code, pool
@@ -47,6 +48,10 @@ mx IN A 192.0.2.25
 REVERSE_ZONE = """
 1 IN PTR mta1.customer.example.
 2 IN PTR mta2.customer.example.
+"""
+#: the mailbox provider's feedback loop sends from 127.0.0.1: its complaints authenticate (SPF)
+FBL_ZONE = """
+@ IN TXT "v=spf1 ip4:127.0.0.1 -all"
 """
 
 
@@ -83,6 +88,10 @@ url = "{store_url}"
 listen = "127.0.0.1:{sink_port}"
 accept_domains = ["fbl.repmon.example"]
 spool = "{spool}"
+
+[[feedback.sources]]
+domain = "fbl.mailbox.example"
+kinds = ["complaint"]
 
 [schedule]
 dnsbl_sweep = "2s"
@@ -121,7 +130,11 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     sink_port, api_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     api = f"http://127.0.0.1:{api_port}"
     store_url = f"sqlite:///{tmp_path / 'repmon.db'}"
-    zones = {"customer.example": CUSTOMER_ZONE, "2.0.192.in-addr.arpa": REVERSE_ZONE}
+    zones = {
+        "customer.example": CUSTOMER_ZONE,
+        "2.0.192.in-addr.arpa": REVERSE_ZONE,
+        "fbl.mailbox.example": FBL_ZONE,
+    }
     with ExitStack() as stack:
         auth = stack.enter_context(nsd(zones))
         vm = stack.enter_context(victoria_metrics())
@@ -217,14 +230,8 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     # the jobs' last and next runs stay visible in `repmon status`
     assert main(["status", "--config", str(cfg), "--json"]) == 0
     jobs = {j["job"]: j for j in json.loads(capsys.readouterr().out)["jobs"]}
-    assert set(jobs) == {
-        "dnsbl_sweep",
-        "hygiene_sweep",
-        "evaluate",
-        "timeseries_flush",
-        "spool",
-        "housekeeping",
-    }
+    assert set(jobs) == set(JOBS)  # the application's own and one per scheduled collector
+    assert {"dnsbl_sweep", "hygiene_sweep", "evaluate", "housekeeping"} <= set(jobs)
     assert jobs["dnsbl_sweep"]["last_status"] == "ok" and jobs["dnsbl_sweep"]["next_run"]
 
 

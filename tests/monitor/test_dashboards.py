@@ -60,6 +60,7 @@ VALUES = {
     "pool": ".*",
     "customer": ".*",
     "listing_window": "75m",
+    "provider_window": "7h",
 }
 #: the single-value variables of the one-pool / one-customer / one-IP dashboards
 BOARD_VALUES = {
@@ -86,7 +87,7 @@ def values_for(board: dict[str, Any]) -> dict[str, str]:
 def influx() -> Iterator[tuple[InfluxDB1, dt.datetime]]:
     end = dt.datetime.now(dt.UTC)
     with influxdb1("repmon") as server:
-        server.write(sample_run.lines(end))
+        server.write(sample_run.lines(end) + build.abuse_board.sample_lines(end))
         yield server, end
 
 
@@ -162,7 +163,10 @@ def test_dashboards_are_consistent() -> None:
     provisioned = (GRAFANA / "provisioning" / "datasources" / "repmon.yaml").read_text()
     (uid,) = re.findall(r"^\s*uid:\s*(\S+)", provisioned, re.M)
     assert len({b["uid"] for b in BOARDS.values()}) == len(BOARDS)
-    assert set(BOARDS) == {"overview", "pool", "sending-ip", "customer", "domains", "feedback"}
+    assert set(BOARDS) == {
+        "overview", "pool", "sending-ip", "customer", "domains", "feedback", "providers",
+        "abuse",
+    }  # fmt: skip
     for board in BOARDS.values():
         defined = {v["name"] for v in board["templating"]["list"]} | BUILTIN
         for var in board["templating"]["list"]:
@@ -505,3 +509,106 @@ def test_links_land_on_existing_dashboards_and_variables() -> None:
         ("repmon-feedback", "repmon-sending-ip"),
     ]:
         assert edge in edges, edge
+
+
+# --- the mailbox providers (SNDS, Postmaster Tools) ---------------------------------------------
+def test_provider_thresholds_and_verdicts_are_the_collectors_coloured_by_severity() -> None:
+    """Gmail's spam-rate lines and the auth line are [postmaster]'s defaults; SNDS colours and
+    Gmail reputations take the palette colour of the severity of the case they open."""
+    from collectors.postmaster import PostmasterConfig
+    from collectors.postmaster.collect import REPUTATION_SEVERITY
+    from collectors.snds.collect import RED_SEVERITY, YELLOW_SEVERITY
+
+    pm = PostmasterConfig()
+    assert {
+        "medium": round(pm.spam_rate_medium * 100, 6),
+        "high": round(pm.spam_rate_high * 100, 6),
+    } == panels.GMAIL_SPAM_THRESHOLDS
+    assert round(pm.auth_min_ratio * 100, 6) == panels.AUTH_MIN_PERCENT
+    spam = [(PALETTE[s], v) for s, v in panels.GMAIL_SPAM_THRESHOLDS.items()]
+    gmail = 0
+    for where, p in _all_panels():
+        queries = " ".join(t["query"] for t in p["targets"])
+        if 'max("spam_rate")' in queries:
+            steps = [
+                (s["color"], s["value"])
+                for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            ]
+            assert steps[1:] == spam, where
+            gmail += 1
+    assert gmail >= 2
+    filters = build.FILTER_MAPPINGS[0]["options"]
+    assert filters["1"] == {"text": "YELLOW", "color": PALETTE[YELLOW_SEVERITY], "index": 1}
+    assert filters["2"]["color"] == PALETTE[RED_SEVERITY]
+    assert filters["0"]["color"] == panels.OK_COLOR
+    reputations = {o["text"]: o["color"] for o in build.REPUTATION_MAPPINGS[0]["options"].values()}
+    for name, severity in REPUTATION_SEVERITY.items():
+        assert reputations[name] == PALETTE[severity]
+    assert reputations["HIGH"] == panels.OK_COLOR
+
+
+def _rows(server: InfluxDB1, end: dt.datetime, board: str, title: str, ref: int = 0) -> list[Any]:
+    (p,) = [p for p in BOARDS[board]["panels"] if p["title"].startswith(title)]
+    query = sample_run.expand(
+        p["targets"][ref]["query"], values_for(BOARDS[board]), end - dt.timedelta(days=2), end
+    )
+    result = server.query(query)
+    assert "error" not in result, result
+    return [
+        (s.get("tags", {}), dict(zip(s["columns"], row, strict=True)))
+        for s in result.get("series", [])
+        for row in s["values"]
+    ]
+
+
+def test_the_providers_dashboard_tells_the_story_of_the_run(
+    influx: tuple[InfluxDB1, dt.datetime],
+) -> None:
+    """What the synthetic run's SNDS and Postmaster Tools data were built to show."""
+    server, end = influx
+    board = BOARDS["providers"]
+    rows = _rows(server, end, "providers", "How many of our IPs does Outlook.com block")
+    assert rows[0][1]["blocked IPs"] == 1
+    ranges = _rows(server, end, "providers", "How many ranges does SNDS block")[0][1]
+    assert (ranges["blocked ranges"], ranges["not in the inventory"]) == (2, 1)
+    blocked = {r["target"] for _, r in _rows(server, end, "providers", "Which of our IPs does")}
+    assert blocked == {"198.51.100.23", "100.64.0.0/30"}
+
+    # our rates (query A) merged in Grafana with what SNDS says (query B) on IP, pool, customer
+    (p,) = [p for p in board["panels"] if p["title"].startswith("Which IPs does Outlook.com")]
+    assert p["transformations"][0]["id"] == "merge"
+    ours = {r["sending_ip"]: r for r in _table(server, end, board, p)}
+    snds = {r["sending_ip"]: r for _, r in _rows(server, end, "providers", p["title"], ref=1)}
+    red = ours["198.51.100.21"] | snds["198.51.100.21"]
+    assert _display(p, "filter", red["filter"]) == "RED" and red["traps"] >= 4
+    assert red["snds_rate"] > 0.1 and red["complaint_rate"] > 0
+    assert (red["pool"], red["customer"]) == ("bulk-b", "globex")
+    # "< 0.1%" only: no figure, the bound apart; the stranger IP has SNDS rows, no volume of ours
+    assert snds["192.0.2.10"]["snds_rate"] is None and snds["192.0.2.10"]["snds_under"] == 0.1
+    assert sample_run.SNDS_STRANGER in snds and sample_run.SNDS_STRANGER not in ours
+    assert set(snds) - {sample_run.SNDS_STRANGER} <= set(ours)
+    assert {"filter", "traps", "snds_rate", "snds_under", "complaint_rate"} <= _overridden(p)
+
+    spam = _rows(server, end, "providers", "Is each domain's Gmail spam rate")
+    globex = [r["max"] for t, r in spam if t["domain"] == "globex.example"]
+    assert globex and max(globex) >= 0.3
+    assert all(r["max"] < 0.1 for t, r in spam if t["domain"] == "acme.example")
+    levels = _rows(server, end, "providers", "What reputation does Gmail give")
+    last = [r["max"] for t, r in levels if t["domain"] == "globex.example" and r["max"] is not None]
+    assert last[-1] == sample_run_level("LOW")
+    ips = _rows(server, end, "providers", "How many of each domain's sending IPs")
+    assert any(t["domain"] == "globex.example" and r["BAD (high)"] == 1 for t, r in ips)
+    health = _rows(server, end, "providers", "Do the SNDS and Postmaster Tools fetches")
+    shares = {(t["kind"], v) for t, r in health for k, v in r.items() if k != "time"}
+    assert ("snds", 100) in shares and ("snds", 0) in shares  # the refused fetch, the others
+    assert ("postmaster", 0) in shares and ("postmaster", 100) not in shares
+    # the one-IP view: SNDS beside our own rate for the IP of the sending-IP dashboard
+    ours = _rows(server, end, "sending-ip", "Is $ip's complaint rate at Outlook.com")
+    theirs = _rows(server, end, "sending-ip", "Is $ip's complaint rate at Outlook.com", ref=1)
+    assert ours and theirs and theirs[-1][1]["max"] > 0
+
+
+def sample_run_level(name: str) -> int:
+    from monitor.timeseries.providers import REPUTATION_LEVELS
+
+    return REPUTATION_LEVELS[name]

@@ -94,6 +94,16 @@ WRITERS: dict[str, Callable[[Store], object]] = {
         s, [CheckResult("192.0.2.1", "dnsbl", "bl.example", "problem", "listed")], T0
     ),
     "checks.record_sweep": lambda s: store_checks.record_sweep(s, SweepSummary("dnsbl", T0)),
+    "checks.record_chunk": lambda s: store_checks.record_chunk(
+        s,
+        "dnsbl",
+        [CheckResult("192.0.2.1", "dnsbl", "bl.example", "problem", "listed")],
+        T0,
+        candidates=(),
+        asked=lambda _t, _s: True,
+        owner=lambda _t: ("", ""),
+    ),
+    "checks.forget_settled": lambda s: store_checks.forget_settled(s, "dnsbl", T0),
     "feedback.store_messages": lambda s: store_feedback.store_messages(s, prepared()),
     "volume.add_sent": lambda s: store_volume.add_sent(s, [sent_count("192.0.2.1", 5, T0)]),
     "jobs.note_job": lambda s: store_jobs.note_job(s, "dnsbl", "i1", start=T0),
@@ -122,6 +132,9 @@ WRITERS: dict[str, Callable[[Store], object]] = {
 READERS: dict[str, Callable[[Store], object]] = {
     "checks.current_problems": store_checks.current_problems,
     "checks.last_sweep": lambda s: store_checks.last_sweep(s, "dnsbl"),
+    "checks.known_targets": lambda s: store_checks.known_targets(s, "dnsbl"),
+    "checks.clean_since": lambda s: store_checks.clean_since(s, "dnsbl"),
+    "checks.last_coverage": lambda s: store_checks.last_coverage(s, "dnsbl"),
     "checks.problems_of_check": _in_tx(lambda tx: store_checks.problems_of_check(tx, "dnsbl")),
     "checks.state_of": _in_tx(lambda tx: store_checks.state_of(tx, "192.0.2.1", "dnsbl", "")),
     "feedback.stored_kinds": lambda s: store_feedback.stored_kinds(s, ["0" * 64]),

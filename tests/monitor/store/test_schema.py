@@ -19,10 +19,12 @@ def test_the_collectors_bucket_like_the_store() -> None:
 
 def test_every_table_is_declared_in_schema() -> None:
     assert set(schema.metadata.tables) == {
+        "schema_version",
         "check_state",
         "state_changes",
         "problem_episodes",
         "sweep_runs",
+        "sweep_coverage",
         "feedback_messages",
         "feedback_events",
         "feedback_counts",
@@ -32,6 +34,20 @@ def test_every_table_is_declared_in_schema() -> None:
         "case_events",
         "notify_outbox",
         "job_runs",
+        "feedback_senders",
+        "series_exported",
+        "series_buckets",
+        "series_pending",
+        "leader_heartbeat",
+        "snds_activity",
+        "snds_blocked_ranges",
+        "postmaster_days",
+        "postmaster_compliance",
+        "provider_fetches",
+        "abuse_messages",
+        "abuse_reports",
+        "abuse_addresses",
+        "abuse_counts",
     }
     elsewhere = []
     for path in sorted(STORE.glob("*.py")):
