@@ -288,20 +288,30 @@ class AdhocRunner:
         self.max_targets = config.api.check_max_targets
         self._pool = ThreadPoolExecutor(self.limit, thread_name_prefix="repmon-check")
         self._running = 0
+        self._closed = False
 
     async def run(
         self, request: CheckRequest, gone: Callable[[], Awaitable[bool]] | None = None
     ) -> list[CheckResult]:
+        if self._closed:
+            raise CheckDeadline("repmon is stopping")
         if self._running >= self.limit:
             raise ChecksBusy(f"{self._running} ad hoc checks are running; try again shortly")
         request = CheckRequest(**{**request.__dict__, "max_targets": self.max_targets})
         job = _Job(self.config, request, self.deadline)
         self._running += 1
+        future = asyncio.get_running_loop().run_in_executor(self._pool, job.run)
+        # whatever happens here, the thread's outcome is collected (no "never retrieved")
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._pool, job.run)
             while not future.done():
                 await asyncio.wait([future], timeout=0.5)
-                if not future.done() and gone is not None and await gone():
+                if future.done():
+                    break
+                if self._closed:
+                    job.cancel()
+                    raise CheckDeadline("repmon is stopping: the check was cancelled")
+                if gone is not None and await gone():
                     job.cancel()
             return await future
         except asyncio.CancelledError:
@@ -311,7 +321,9 @@ class AdhocRunner:
             self._running -= 1
 
     def close(self) -> None:
-        """Cancel what runs; never wait for it (the daemon is stopping)."""
+        """Cancel what runs, and answer the requests waiting on it at once (504); never wait
+        for the threads (the daemon is stopping)."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

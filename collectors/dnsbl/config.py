@@ -327,7 +327,11 @@ class DnsblConfig(Section):
                     zone=zone,
                     path=zc.mirror or self._default_path(zone, fmt),
                     format=fmt,
-                    url=zc.mirror_url,
+                    # a catalogue download keeps its URL unless the entry gives one
+                    # (`mirror_url = ""`: a file kept by other means)
+                    url=zc.mirror_url
+                    if "mirror_url" in given or not same or published is None
+                    else published.url,
                     max_age=zc.mirror_max_age
                     if "mirror_max_age" in given or published is None
                     else published.max_age,

@@ -241,21 +241,35 @@ def parse_file(
     return out
 
 
-def read_saved(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[SavedMessage]:
+def read_saved(
+    path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, _seen: set[tuple[int, int]] | None = None
+) -> Iterator[SavedMessage]:
     """The messages of a file or directory (recursively, in name order).
 
     A Maildir's ``tmp/`` is skipped (messages still being written there). An unreadable or
-    oversized file comes back as a SavedMessage with ``error`` set, never as an exception.
+    oversized file, or a directory that cannot be listed, comes back as a SavedMessage with
+    ``error`` set, never as an exception; a directory reached again through a symbolic link
+    (a loop) is read once.
     """
     p = Path(path)
     if p.is_dir():
+        seen = set() if _seen is None else _seen
+        try:
+            st = p.stat()
+            children = sorted(p.iterdir())
+        except OSError as exc:
+            yield SavedMessage(str(p), b"", error=ParseError(f"cannot read: {exc.strerror}"))
+            return
+        if (st.st_dev, st.st_ino) in seen:
+            return  # a symbolic link back to a directory already read
+        seen.add((st.st_dev, st.st_ino))
         maildir = (p / "cur").is_dir() and (p / "new").is_dir()
-        for child in sorted(p.iterdir()):
+        for child in children:
             if maildir and child.name == "tmp":
                 continue
             if child.is_file() and child.name.startswith("."):
                 continue  # editor and OS droppings (.DS_Store), not messages
-            yield from read_saved(child, max_bytes)
+            yield from read_saved(child, max_bytes, seen)
         return
     if not p.is_file():  # a FIFO or device would block or never end
         yield SavedMessage(str(p), b"", error=ParseError("not a regular file"))

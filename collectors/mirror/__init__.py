@@ -45,6 +45,8 @@ def refresh_sweep(dnsbl: DnsblConfig, recorder: Recorder) -> SweepSummary:
     t0 = time.monotonic()
     outcomes = refresh_all(dnsbl)
     summary = summarize(outcomes, started, time.monotonic() - t0)
+    if not outcomes:
+        return summary  # no zone has a mirror: nothing to record every half hour
     recorder.finish(summary)
     bad = failures(outcomes)
     if bad:

@@ -52,6 +52,11 @@ def normal_ip(text: str) -> str:
         raise VolumeError(f"{text!r} is not an IP address") from None
 
 
+#: messages one IP can be said to send in one hour: far above any real MTA, and within the
+#: store's 32-bit counters
+MAX_SENT = 10**9
+
+
 def sent_count(ip: str, count: int, at: dt.datetime, source: str = "api") -> SentCount:
     """``count`` messages sent by ``ip`` in the hour holding ``at``, reported by ``source``.
 
@@ -68,10 +73,14 @@ def sent_counts(counts: Mapping[tuple[str, dt.datetime], int], source: str) -> l
     """
     merged: dict[tuple[str, dt.datetime], int] = {}
     for (ip, at), n in counts.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise VolumeError(f"count for {ip} must be a whole number >= 0, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_SENT:
+            raise VolumeError(
+                f"count for {ip} must be a whole number from 0 to {MAX_SENT:,}, got {n!r}"
+            )
         key = (normal_ip(ip), bucket_of(at))
         merged[key] = merged.get(key, 0) + n
+        if merged[key] > MAX_SENT:
+            raise VolumeError(f"{ip}: more than {MAX_SENT:,} messages in one hour")
     if not source or len(source) > 32:
         raise VolumeError("source must be 1-32 characters")
     return [SentCount(b, ip, source, n) for (ip, b), n in merged.items()]

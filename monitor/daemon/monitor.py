@@ -236,14 +236,16 @@ class Monitor:
         log.info("stopping: no new SMTP sessions or API requests; finishing in-flight work")
         _start_watchdog(STOP_BOUND_SECONDS)
         self.stopping.set()
+        self.adhoc.close()  # the checks answer 504 now, before the API stops
         if self.api_server is not None:
             self.api_server.should_exit = True
-        self.adhoc.close()
         await self.sink.stop()
         self.scheduler.shutdown(wait=False)
         await self._wait_jobs(JOB_GRACE_SECONDS)
         if self._running:
             log.warning("stopping without waiting for %s", ", ".join(sorted(self._running)))
+            # they are abandoned on purpose: their cancellation is no error to report
+            logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
         if self._api_task is not None:
             await asyncio.wait([self._api_task], timeout=3)
         if self._leader_task is not None:

@@ -159,7 +159,7 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert health["leader"] is True
         # the first log lines say what is watched and where
         first = " ".join(str(line.get("msg", "")) for line in daemon.lines()[:8])
-        assert "watching 2 IPs and 1 domains in 1 pools; 1 blocklist zones" in first
+        assert "watching 2 IP addresses and 1 domains in 1 pools; 1 blocklist zones" in first
         assert f"127.0.0.1:{sink_port}" in first
 
         # 1. a listed inventory IP opens a blocklisting case, notified once; series appear

@@ -289,3 +289,28 @@ def test_older_than_the_retention_is_never_dropped_silently(
     with store.begin() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(dmarc_records)).scalar() == 1
     store.close()
+
+
+def test_symlink_loops_and_unreadable_entries_never_stop_the_run(
+    tmp_path: Path, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    top = tmp_path / "mail"
+    (top / "sub").mkdir(parents=True)
+    (top / "sub" / "a.eml").write_bytes(BOUNCE)
+    (top / "sub" / "loop").symlink_to(top)  # a directory linking back to its parent
+    (top / "dangling").symlink_to(tmp_path / "nowhere")
+    locked = top / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        code, items = run_json(capsys, "--config", str(config_file), str(top))
+    finally:
+        locked.chmod(0o755)
+    assert [i["file"] for i in items if "error" not in i] == [str(top / "sub" / "a.eml")]
+    errors = {i["file"]: i["error"] for i in items if "error" in i}
+    assert errors[str(top / "dangling")] == "not a regular file"
+    if os.geteuid() != 0:  # root lists any directory
+        assert "cannot read" in errors[str(locked)]
+    assert code == 1  # some entries failed; the run went on

@@ -531,3 +531,60 @@ def test_the_recorders_targets_are_picked_per_chunk_from_one_sorted_index() -> N
     assert second.among(["10.0.1.2", "10.0.1.2"]) == {"10.0.1.2"}
     # without an index (or for IPv6) every given target is tested on its own
     assert RangeTargets([(0x0A000000, 0x0A0000FF)], 4).among(known) == {"10.0.0.5"}
+
+
+@pytest.mark.parametrize(
+    ("zone", "error"),
+    [
+        ({"type": "ip", "mirror_format": "ip4set"}, "mirror_format without mirror"),
+        ({"type": "ip", "mirror": "x"}, "a mirror needs mirror_format"),
+        ({"type": "ip", "mirror": "x", "mirror_format": "dnset"}, "must be an address format"),
+        ({"type": "domain", "mirror": "x", "mirror_format": "ip4set"}, "must be dnset"),
+        ({"type": "ip", "mirror": "x", "mirror_format": "ip4tset", "mirror_url": "ftp://h/x"},
+         "rsync:// or https://"),
+        ({"type": "ip", "mirror": "x", "mirror_format": "ip4set",
+          "mirror_url": "http://mirror.example/x"}, "loopback server only"),
+        ({"type": "ip", "mirror": "x", "mirror_format": "ip4set", "mirror_url": "rsync://h/x"},
+         "rsync://host/module/path"),
+        ({"type": "ip", "mirror": "x", "mirror_format": "ip4set", "mirror_max_age": "10s"},
+         "shorter than the minimum"),
+        ({"mirror": "x", "mirror_format": "ip4set"}, "not in the built-in catalogue"),
+    ],
+)  # fmt: skip
+def test_mirror_keys_are_checked_on_load(zone: dict[str, Any], error: str) -> None:
+    from monitor.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=error):
+        parse_config({"dnsbl": {"zones": [{"zone": "bl.example", **zone}]}})
+
+
+def test_a_catalogue_zone_is_adjusted_by_an_entry_without_type() -> None:
+    from monitor.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="may set only"):
+        parse_config({"dnsbl": {"zones": [{"zone": "zen.spamhaus.org", "severity": "low"}]}})
+    with pytest.raises(ConfigError, match="its mirror must be dnset"):
+        parse_config({"dnsbl": {"zones": [{"zone": "dbl.spamhaus.org", "mirror": "x",
+                                           "mirror_format": "ip4set"}]}})  # fmt: skip
+    config = parse_config(
+        {
+            "dnsbl": {
+                "zones": [
+                    {"zone": "zen.spamhaus.org", "mirror": "/srv/zen", "mirror_format": "ip4set",
+                     "selftest": False},
+                    {"zone": "edrop.spamhaus.org", "mirror": "/srv/edrop.txt"},
+                    {"zone": "drop.spamhaus.org", "mirror": "/srv/drop.json", "mirror_url": ""},
+                ]
+            }
+        }
+    ).dnsbl  # fmt: skip
+    zones = {z.zone: z for z in config.active_zones()}
+    zen = zones["zen.spamhaus.org"]
+    assert not zen.selftest and zen.codes["127.0.0.4"].severity == "critical"  # the catalogue's
+    specs = config.mirror_specs()
+    assert specs["zen.spamhaus.org"].path == "/srv/zen" and specs["zen.spamhaus.org"].url == ""
+    assert specs["edrop.spamhaus.org"].url == "https://www.spamhaus.org/drop/edrop.txt"
+    assert specs["edrop.spamhaus.org"].code == "127.0.0.9"
+    assert specs["edrop.spamhaus.org"].allow_empty
+    assert specs["drop.spamhaus.org"].url == ""  # a file kept by other means
+    assert set(specs) == {"zen.spamhaus.org", "edrop.spamhaus.org", "drop.spamhaus.org"}

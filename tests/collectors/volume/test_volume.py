@@ -95,6 +95,7 @@ def test_sent_counts_merge_per_ip_and_hour() -> None:
     [
         ("not-an-ip", 1, T0, "not an IP"),
         ("203.0.113.7", -1, T0, "whole number"),
+        ("203.0.113.7", 99999999999999999999, T0, "whole number from 0 to"),
         ("203.0.113.7", 1, T0.replace(tzinfo=None), "no timezone"),
     ],
 )
