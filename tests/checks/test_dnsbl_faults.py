@@ -238,7 +238,9 @@ def test_zone_that_comes_back_mid_run_is_used_again() -> None:
             start = time.monotonic()
 
             def progress(done: int, total: int) -> None:
-                if not revived and done >= total // 4 and time.monotonic() - start > 3 * timeout:
+                # early in the run, so that a slow (shared, loaded) machine still has most of
+                # the run left to use the zone again
+                if not revived and done >= total // 10 and time.monotonic() - start > 3 * timeout:
                     srv.answer("back.example")
                     revived.append(time.monotonic() - start)
 
