@@ -17,9 +17,7 @@ import bisect
 import datetime as dt
 import ipaddress
 import logging
-import queue
 import socket
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,47 +194,6 @@ class _BulkSweep:
     zone_changes: dict[str, list[int]] = field(default_factory=dict)
 
 
-class _Worker:
-    """One thread that records a bulk sweep's chunks, in order, while the sweep asks the next
-    chunk's questions (the waits for the store and the time series overlap the DNS engine's).
-    At most ``depth`` chunks wait, so memory stays flat. A failure stops the recording and is
-    raised to the sweep at its next chunk or at its end (:meth:`drain`)."""
-
-    def __init__(self, run: Callable[[Chunk, dt.datetime], None], depth: int = 2) -> None:
-        self._run = run
-        self._queue: queue.Queue[tuple[Chunk, dt.datetime] | None] = queue.Queue(depth)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def put(self, chunk: Chunk, at: dt.datetime) -> None:
-        self._raise()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="repmon-record", daemon=True)
-            self._thread.start()
-        self._queue.put((chunk, at))
-
-    def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:  # after a failure the rest is dropped, not recorded
-                try:
-                    self._run(*item)
-                except BaseException as exc:  # raised in the sweep's thread
-                    self._error = exc
-
-    def drain(self) -> None:
-        """Wait until every chunk handed over is recorded; raise the first failure."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            exc, self._error = self._error, None
-            raise exc
-
-
 class StoreRecorder:
     """Records results in the store (state, changes, episodes, coverage) and as points."""
 
@@ -255,7 +212,6 @@ class StoreRecorder:
         self._changes: dict[str, list[StateChange]] = {}
         self._counted: dict[str, int] = {}
         self._bulk: dict[str, _BulkSweep] = {}
-        self._workers: dict[str, _Worker] = {}
 
     # --- state changes, for the caller to show ----------------------------------------------
 
@@ -281,15 +237,6 @@ class StoreRecorder:
             self.writer.write(check_points(results, at, self.owners))
 
     def record_chunk(self, chunk: Chunk, at: dt.datetime) -> None:
-        """Hand the chunk to the sweep's recording thread and return: the store's and the
-        time series' work overlaps the next chunk's questions. A failure to record is raised
-        here at the next chunk, or by :meth:`finish`."""
-        worker = self._workers.get(chunk.sweep)
-        if worker is None:
-            worker = self._workers[chunk.sweep] = _Worker(self._record_chunk)
-        worker.put(chunk, at)
-
-    def _record_chunk(self, chunk: Chunk, at: dt.datetime) -> None:
         check = chunk.sweep
         self.owners.forget()
         state = self._bulk.get(check)
@@ -339,12 +286,7 @@ class StoreRecorder:
             keeper(self.store, report, at, self.writer)
 
     def finish(self, summary: SweepSummary) -> None:
-        worker = self._workers.pop(summary.sweep, None)
-        try:
-            if worker is not None:
-                worker.drain()  # every chunk recorded before the sweep is
-        finally:
-            state = self._bulk.pop(summary.sweep, None)
+        state = self._bulk.pop(summary.sweep, None)
         self.owners.forget()
         coverage = self._coverage(summary) if summary.sources else []
         record_sweep(self.store, summary, coverage)

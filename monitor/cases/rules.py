@@ -256,16 +256,55 @@ class RateRule:
         return with_untrusted(trusted, combined)
 
     def findings(self, ctx: Context) -> list[Finding]:
+        """IP findings, then customer findings. One event opens one case: a customer whose
+        counted events all come from IPs that fire on their own gets no case of its own; its
+        numbers are referenced on those IP cases (``evidence["customer"]``) instead."""
         if not self.cfg.enabled:
             return []
-        out = []
-        for (rule, subject), m in sorted(self._measures(ctx).items()):
-            if m.denominator < self.cfg.min_volume or m.numerator + m.untrusted == 0:
-                continue
-            severity, enforceable = self._judge(m)
-            if severity is not None:
-                out.append(self._finding(ctx, rule, subject, m, severity, enforceable))
+        measures = self._measures(ctx)
+        out: list[Finding] = []
+        firing: dict[str, Finding] = {}
+        for rule in (self.name, self.customer_rule):
+            for (name, subject), m in sorted(measures.items()):
+                if name != rule or m.denominator < self.cfg.min_volume:
+                    continue
+                if m.numerator + m.untrusted == 0:
+                    continue
+                severity, enforceable = self._judge(m)
+                if severity is None:
+                    continue
+                finding = self._finding(ctx, rule, subject, m, severity, enforceable)
+                if rule == self.name:
+                    firing[subject] = finding
+                elif self._covered(measures, m, firing, finding):
+                    continue
+                out.append(finding)
         return out
+
+    def _covered(
+        self,
+        measures: dict[tuple[str, str], _Measure],
+        m: _Measure,
+        firing: dict[str, Finding],
+        customer: Finding,
+    ) -> bool:
+        """Whether the customer's events are exactly those of IP findings; if so, note the
+        customer's numbers on each of those IP findings."""
+        sources = [
+            ip for ip in m.ips if (p := measures[(self.name, ip)]).numerator + p.untrusted > 0
+        ]
+        if not sources or any(ip not in firing for ip in sources):
+            return False
+        for ip in sources:
+            firing[ip].evidence["customer"] = {
+                "customer": customer.subject,
+                "severity": customer.severity,
+                "rate": customer.evidence["rate"],
+                "numerator": customer.numerator,
+                "denominator": customer.denominator,
+                "note": "the same events as this case: no separate customer case",
+            }
+        return True
 
     def _finding(
         self, ctx: Context, rule: str, subject: str, m: _Measure, severity: str, enforceable: bool

@@ -228,34 +228,49 @@ def test_read_truncated_takes_only_intact_a_records() -> None:
 
 
 @pytest.mark.slow
-def test_zone_that_comes_back_mid_run_is_used_again() -> None:
+def _comes_back(count: int) -> str | None:
+    """One run of ``count`` names per zone where the dead zone comes back early; None when
+    the run used it again as it should, else what went wrong."""
     timeout = 0.25  # a zone server stalled this long by a busy machine would look dead
     with zone_server(["live.example"], ["back.example"]) as srv:
         ns = [parse_nameserver(srv.nameserver)]
-        questions = reversed_names(["live.example", "back.example"], 50000)
+        questions = reversed_names(["live.example", "back.example"], count)
         revived: list[float] = []
         with BulkResolver(ns, timeout=timeout, retries=1) as r:
             start = time.monotonic()
 
             def progress(done: int, total: int) -> None:
-                # early in the run, so that a slow (shared, loaded) machine still has most of
-                # the run left to use the zone again
+                # early in the run, so that most of it is left to use the zone again
                 if not revived and done >= total // 10 and time.monotonic() - start > 3 * timeout:
                     srv.answer("back.example")
                     revived.append(time.monotonic() - start)
 
-            got, elapsed = timed(r.resolve, questions, None, progress)
-    assert revived, "the run ended before the zone came back"
-    back = [a for (name, _), a in zip(questions, got, strict=True) if name.endswith("back.example")]
-    assert all(
-        a.error is None
-        for (name, _), a in zip(questions, got, strict=True)
-        if name.endswith("live.example")
-    )
-    first = next(i for i, a in enumerate(back) if a.error is None)
+            got, _ = timed(r.resolve, questions, None, progress)
+    if not revived:
+        return "the run ended before the zone came back"
+    pairs = list(zip(questions, got, strict=True))
+    assert all(a.error is None for (name, _), a in pairs if name.endswith("live.example"))
+    back = [a for (name, _), a in pairs if name.endswith("back.example")]
+    first = next((i for i, a in enumerate(back) if a.error is None), None)
+    if first is None:
+        return "the run ended before the zone was asked again"
     assert first > 0 and all(ZONE_DOWN.fullmatch(a.error or "") for a in back[:first])
     assert all(a == Answer(NXDOMAIN) for a in back[first:]), "unknowns after it came back"
-    assert len(back) - first > len(back) // 10  # a good part of the run used it again
+    if len(back) - first <= len(back) // 10:
+        return "only a small part of the run used it again"
+    return None
+
+
+def test_zone_that_comes_back_mid_run_is_used_again() -> None:
+    # How much of a run is left when the zone comes back depends on the machine's speed: a
+    # longer run each time the whole run outpaced the revival (never a wrong answer).
+    problems = []
+    for count in (50_000, 150_000, 300_000):
+        problem = _comes_back(count)
+        if problem is None:
+            return
+        problems.append(f"{count}: {problem}")
+    pytest.fail("; ".join(problems))
 
 
 def test_zone_dead_in_one_call_is_probed_and_used_in_the_next() -> None:

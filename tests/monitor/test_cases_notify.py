@@ -111,7 +111,7 @@ def test_slack_text_and_every_notified_event(store: Store) -> None:
         config = hooked((rec.url, "slack"))
         add_sent(store, IP, 10_000)
         add_events(store, 12, "complaint", IP)
-        evaluate(store, config, now=T0)  # opened (IP and customer)
+        evaluate(store, config, now=T0)  # opened (one IP's events: one case, not a customer's too)
         add_events(store, 30, "complaint", IP, at=T0 + M)
         evaluate(store, config, now=T0 + M)  # escalated
         [case] = [c for c in list_cases(store) if c.rule == "complaint-rate"]
@@ -124,7 +124,7 @@ def test_slack_text_and_every_notified_event(store: Store) -> None:
     assert "pool p1, customer acme" in mine[0]
     assert mine[1].startswith(f"[critical] case #{case.id} escalated")
     assert mine[2].startswith(f"[resolved] case #{case.id}")
-    assert len(texts) == 5  # + the customer case: opened, escalated
+    assert len(texts) == 3  # one event, one case: no separate customer case
 
 
 def test_a_receiver_that_is_down_gets_the_notice_exactly_once_when_back(store: Store) -> None:

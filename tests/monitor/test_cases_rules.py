@@ -173,6 +173,19 @@ def test_complaint_rate_per_ip_and_per_customer(store: Store) -> None:
     assert (cust.numerator, cust.denominator) == (40, 20_000)
 
 
+def test_one_event_opens_one_case(store: Store) -> None:
+    """Complaints from one IP make the IP rule and the customer rule fire on the same events:
+    one case (the IP's), with the customer's numbers on it, not a second case."""
+    config = make_config()
+    add_sent(store, IP, 10_000)
+    add_events(store, 35, "complaint", IP)
+    assert evaluate(store, config, now=T0).opened == 1
+    (case,) = list_cases(store)
+    assert case.rule == "complaint-rate" and case.subject == IP
+    assert case.evidence["customer"]["customer"] == "acme"
+    assert case.evidence["customer"]["numerator"] == 35
+
+
 def test_complaint_rate_needs_the_minimum_volume(store: Store) -> None:
     config = make_config()
     add_sent(store, IP, 999)

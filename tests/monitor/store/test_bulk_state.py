@@ -237,8 +237,7 @@ def test_changes_shown_are_bounded_and_all_counted(store: Store) -> None:
 def test_a_failure_to_record_reaches_the_sweep(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chunks are recorded in a thread of the recorder while the sweep goes on: a store that
-    fails stops the sweep at its next chunk or at its end, never silently."""
+    """A store that fails stops the sweep at the chunk it could not record, never silently."""
 
     def down(*_a: object, **_k: object) -> None:
         raise StoreUnavailable("store down")
