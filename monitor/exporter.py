@@ -53,6 +53,7 @@ from monitor.store.series import (
     pending_dmarc,
     save_exported,
 )
+from monitor.timeseries.schema import case_points, dmarc_points, feedback_points, sent_points
 
 #: how often every bucket (not only the last ``lookback``) is compared with what was exported
 FULL_SCAN_SECONDS = 3600.0
@@ -98,8 +99,6 @@ class Exporter:
         """Write points for what changed since the last export (by anyone); return how many
         lines. Raises what the store or the writer's buffer raise; then nothing is recorded
         as exported and the next export writes it."""
-        from monitor.timeseries.schema import case_points
-
         now = now or utcnow()
         full = time.monotonic() >= self._full_at
         backlog = False
@@ -125,8 +124,6 @@ class Exporter:
         self, tx: Tx, measurement: str, now: dt.datetime, full: bool
     ) -> tuple[list[str], bool]:
         """The delta points of one counter table; and whether a backlog is left."""
-        from monitor.timeseries.schema import feedback_points, sent_points
-
         since = None if full else _bucket(now - self.lookback)
         truth = bucket_totals(tx, measurement, since)
         state = exported_buckets(tx, measurement, since)
@@ -174,8 +171,6 @@ class Exporter:
 
     def _dmarc(self, tx: Tx) -> list[str]:
         """The points of the DMARC records the intake listed; the list entries deleted."""
-        from monitor.timeseries.schema import dmarc_points
-
         pending = pending_dmarc(tx, MAX_DMARC_MESSAGES)
         if not pending:
             return []

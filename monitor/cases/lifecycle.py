@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import monitor.cases.measure as measure
-from checks.errors import StoreConflict, StoreUnavailable
+from checks.errors import ConfigError, StoreConflict, StoreUnavailable
 from monitor.cases.model import Clear, Finding, severity_rank
 from monitor.cases.rules import Context, OwnerLookup, Rule, build_rules
 from monitor.cases.timeline import add_event, request_enforcement
 from monitor.config import Config
+from monitor.inventory import Inventory, InventoryError
 from monitor.store import Store, Tx, utcnow
 from monitor.store.cases import (
     OPEN,
@@ -86,9 +87,6 @@ def evaluate(store: Store, config: Config, now: dt.datetime | None = None) -> Ev
 
 
 def _owner_lookup(config: Config) -> OwnerLookup:
-    from monitor.config import ConfigError
-    from monitor.inventory import Inventory, InventoryError
-
     try:
         inventory = Inventory.from_config(config)
     except InventoryError as exc:
