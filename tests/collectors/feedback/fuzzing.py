@@ -310,9 +310,9 @@ class Mutator:
         if choice == 3:  # a zip whose central directory lies about sizes and offsets
             return _lying_zip(content, self.rng)
         if choice == 4:  # concatenated gzip members, then padding
-            member = gzip.compress(content[: self.rng.randint(0, 4096)])
+            member = _gzip(content[: self.rng.randint(0, 4096)])
             return member * self.rng.choice((2, 50)) + b"\x00" * self.rng.choice((0, 10))
-        return gzip.compress(gzip.compress(content))  # gzip in gzip
+        return _gzip(_gzip(content))  # gzip in gzip
 
     def bomb(self, data: bytes) -> bytes:
         """A small archive that inflates to more than the caps allow."""
@@ -323,7 +323,7 @@ class Mutator:
 
     def many_archives(self, data: bytes) -> bytes:
         """One message of many compressed parts (the 360-part finding)."""
-        member = gzip.compress(b"\x00" * (self.rng.choice((64, 1024, 4096)) * 1024))
+        member = _gzip(b"\x00" * (self.rng.choice((64, 1024, 4096)) * 1024))
         count = self.rng.choice((20, 100, 360))
         ctype = self.rng.choice(("application/gzip", "application/tlsrpt+gzip"))
         return _message_with([(ctype, f"r{i}.xml.gz", member) for i in range(count)])
@@ -386,8 +386,8 @@ def _bombs() -> tuple[bytes, bytes]:
     size = 21 * 1024 * 1024
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("report.xml", b" " * size)
-    return gzip.compress(b"<feedback>" + b"\x00" * size, compresslevel=9), buffer.getvalue()
+        _write_member(zf, "report.xml", b" " * size)
+    return _gzip(b"<feedback>" + b"\x00" * size, compresslevel=9), buffer.getvalue()
 
 
 def _base64_lines(raw: bytes) -> bytes:
@@ -407,12 +407,24 @@ def _unpacked(raw: bytes) -> bytes:
     return raw
 
 
+def _gzip(data: bytes, compresslevel: int = 9) -> bytes:
+    """gzip without the wall-clock time in its header: the same seed, the same bytes."""
+    return gzip.compress(data, compresslevel=compresslevel, mtime=0)
+
+
+def _write_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """A zip member with a fixed timestamp (``writestr`` with a name stamps the current time)."""
+    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+
+
 def _pack(content: bytes, rng: random.Random) -> bytes:
     if rng.random() < 0.5:
-        return gzip.compress(content)
+        return _gzip(content)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(rng.choice(("report.xml", "report.json", "a.csv", "../x")), content)
+        _write_member(zf, rng.choice(("report.xml", "report.json", "a.csv", "../x")), content)
     return buffer.getvalue()
 
 
@@ -421,7 +433,7 @@ def _lying_zip(content: bytes, rng: random.Random) -> bytes:
     (the "negative seek" finding)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("report.xml", content)
+        _write_member(zf, "report.xml", content)
     data = bytearray(buffer.getvalue())
     central = data.rfind(b"PK\x01\x02")
     # the compressed and uncompressed sizes (20, 24) and the local header offset (42)
